@@ -1,0 +1,5 @@
+import sys
+
+from pleno.cli import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""The application factory. Long-lived resources are made in the lifespan, never at import."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import httpx
+from fastapi import FastAPI
+
+from pleno import __version__
+from pleno.api.docs import install_docs
+from pleno.api.errors import install_error_handlers
+from pleno.api.router import router
+from pleno.chaos import FaultInjector
+from pleno.db import migration
+from pleno.db.engine import create_engine, create_sessionmaker
+from pleno.middleware.body_limit import BodyLimitMiddleware
+from pleno.middleware.chaos import ChaosMiddleware
+from pleno.middleware.request_context import RequestContextMiddleware
+from pleno.readiness import Readiness
+from pleno.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="Pleno",
+        version=__version__,
+        lifespan=_lifespan,
+        docs_url=None,  # replaced by offline pages below
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    app.state.settings = settings
+    app.state.readiness = Readiness()
+    app.state.fault_injector = FaultInjector(
+        settings.chaos_error_rate, settings.chaos_latency_ms, settings.chaos_seed
+    )
+    app.include_router(router)
+    if settings.docs_enabled:
+        install_docs(app, "Pleno")
+    install_error_handlers(app)
+    # Added innermost first: the request context wraps everything, chaos never sees probes.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ChaosMiddleware, injector=app.state.fault_injector)
+    app.add_middleware(RequestContextMiddleware, readiness=app.state.readiness)
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    app.state.started_monotonic = time.monotonic()
+    engine = create_engine(settings)
+    if settings.migrate_on_start:
+        await migration.upgrade(engine)
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.work_limiter = anyio.CapacityLimiter(settings.work_concurrency)
+    async with httpx.AsyncClient(timeout=settings.downstream_timeout) as client:
+        app.state.http_client = client
+        try:
+            yield
+        finally:
+            # Runs after the server has drained in-flight requests.
+            await engine.dispose()
+            logger.info("database pool closed")
