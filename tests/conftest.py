@@ -1,0 +1,119 @@
+"""Shared test plumbing: the CI skip guard, database fixtures, and an in-process client."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from pleno.app import create_app
+from pleno.settings import Settings
+
+# CI sets this: a skipped test there means a dependency is missing, which is a failure.
+REQUIRE_ALL = os.environ.get("PLENO_REQUIRE_ALL") == "1"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "PLENO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but PLENO_REQUIRE_ALL=1 forbids skips: {reason}"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test session, dropped at the end."""
+    import asyncio  # noqa: PLC0415
+
+    import asyncpg  # noqa: PLC0415
+
+    admin = POSTGRES_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"pleno_test_{uuid.uuid4().hex[:12]}"
+
+    async def run(statement: str) -> None:
+        connection = await asyncpg.connect(admin, timeout=3)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        pytest.skip(f"PostgreSQL not reachable at {admin}: {error}")
+    base, _, _ = admin.rpartition("/")
+    yield f"{base}/{name}"
+    asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/pleno.db"
+    url: str = request.getfixturevalue("postgres_database")
+    return url
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    # Explicit values, so a developer's PLENO_* environment cannot change test outcomes.
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "migrate_on_start": True,
+        "shutdown_delay": 0,
+        "admin_token": None,
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def _reset(app: FastAPI) -> None:
+    from sqlalchemy import delete  # noqa: PLC0415
+
+    from pleno.db.models import Item  # noqa: PLC0415
+
+    async with app.state.sessionmaker() as session:
+        await session.execute(delete(Item))
+        await session.commit()
+
+
+class AppClient(httpx.AsyncClient):
+    app: FastAPI
+
+
+async def start_client(settings: Settings) -> AsyncIterator[AppClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await _reset(app)
+        transport = httpx.ASGITransport(app=app)
+        async with AppClient(transport=transport, base_url="http://pleno.test") as client:
+            client.app = app
+            yield client
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[AppClient]:
+    async for value in start_client(make_settings(database_url)):
+        yield value
+
+
+@pytest.fixture
+async def sqlite_client(tmp_path: Path) -> AsyncIterator[AppClient]:
+    async for value in start_client(make_settings(f"sqlite:///{tmp_path}/pleno.db")):
+        yield value
+
