@@ -96,10 +96,12 @@ class AppClient(httpx.AsyncClient):
     app: FastAPI
 
 
-async def start_client(settings: Settings) -> AsyncIterator[AppClient]:
+async def start_client(settings: Settings, *, reset: bool = True) -> AsyncIterator[AppClient]:
+    """An in-process client for a fresh app, with its lifespan running (and items emptied)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        await _reset(app)
+        if reset:
+            await _reset(app)
         transport = httpx.ASGITransport(app=app)
         async with AppClient(transport=transport, base_url="http://pleno.test") as client:
             client.app = app
@@ -116,4 +118,3 @@ async def client(database_url: str) -> AsyncIterator[AppClient]:
 async def sqlite_client(tmp_path: Path) -> AsyncIterator[AppClient]:
     async for value in start_client(make_settings(f"sqlite:///{tmp_path}/pleno.db")):
         yield value
-

@@ -53,7 +53,7 @@ def _serve(settings: Settings) -> int:
 
 def _migrate(settings: Settings) -> int:
     from pleno.db import migration  # noqa: PLC0415
-    from pleno.db.engine import create_engine  # noqa: PLC0415
+    from pleno.db.engine import create_engine, is_unavailable  # noqa: PLC0415
     from pleno.observability.logging import configure_logging  # noqa: PLC0415
 
     configure_logging(settings.log_level)
@@ -65,7 +65,13 @@ def _migrate(settings: Settings) -> int:
         finally:
             await engine.dispose()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        print(f"pleno: database unavailable: {type(error).__name__}: {error}", file=sys.stderr)  # noqa: T201
+        return 1
     print("migrations applied")  # noqa: T201
     return 0
 

@@ -27,6 +27,8 @@ def install_docs(app: FastAPI, title: str) -> None:
             swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
             swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
+            # Swagger UI would otherwise send the spec to an online validator.
+            swagger_ui_parameters={"validatorUrl": None},
         )
 
     @app.get("/redoc", include_in_schema=False)

@@ -47,13 +47,13 @@ async def enable_readiness(readiness: ReadinessDep) -> dict[str, bool]:
     return {"enabled": True}
 
 
-async def _database_check(engine: EngineDep, timeout: float) -> dict[str, Any]:
+async def _database_check(engine: EngineDep, limit_s: float) -> dict[str, Any]:
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit_s):
             await ping(engine)
     except TimeoutError:
-        return {"ok": False, "reason": f"no answer within {timeout:g}s"}
-    except Exception as error:  # noqa: BLE001 - any failure means not ready; say which
+        return {"ok": False, "reason": f"no answer within {limit_s:g}s"}
+    except Exception as error:
         return {"ok": False, "reason": f"{type(error).__name__}: {error}".splitlines()[0]}
     return {"ok": True}
 

@@ -75,9 +75,7 @@ async def require_json(request: Request) -> None:
 router = APIRouter(prefix="/api/v1/items", tags=["items"])
 
 
-@router.post(
-    "", status_code=201, response_model=ItemRead, dependencies=[Depends(require_json)]
-)
+@router.post("", status_code=201, response_model=ItemRead, dependencies=[Depends(require_json)])
 async def create_item(
     body: ItemCreate, service: ItemServiceDep, request: Request, response: Response
 ) -> ItemRead:

@@ -47,8 +47,6 @@ class Item(Base):
     description: Mapped[str] = mapped_column(
         String(DESCRIPTION_MAX), nullable=False, default="", server_default=""
     )
-    quantity: Mapped[int] = mapped_column(
-        Integer, nullable=False, default=0, server_default="0"
-    )
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

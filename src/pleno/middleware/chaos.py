@@ -22,7 +22,11 @@ class ChaosMiddleware:
         self.injector = injector
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(CHAOS_PREFIX):
+        if (
+            not self.injector.enabled
+            or scope["type"] != "http"
+            or not scope["path"].startswith(CHAOS_PREFIX)
+        ):
             await self.app(scope, receive, send)
             return
         fault = self.injector.next_fault()

@@ -43,8 +43,8 @@ async def _call(client: httpx.AsyncClient, url: str, headers: dict[str, str]) ->
         body: Any = response.json()
     except ValueError:
         body = response.text[:1000]
-    error = None if response.is_success else f"HTTP {response.status_code}"
-    return DownstreamResult(url, response.status_code, _elapsed_ms(started), body, error)
+    failure = None if response.is_success else f"HTTP {response.status_code}"
+    return DownstreamResult(url, response.status_code, _elapsed_ms(started), body, failure)
 
 
 def _elapsed_ms(started: float) -> int:
