@@ -10,8 +10,10 @@ delay: nothing routes to a terminal session through a load balancer.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.util
 import logging
+import math
 import signal
 import threading
 import time
@@ -54,6 +56,11 @@ class GracefulServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal interrupts whatever code runs, possibly inside a request: log from an empty
+        # context so these lines do not carry that request's id.
+        contextvars.Context().run(self._begin_shutdown, sig)
+
+    def _begin_shutdown(self, sig: int) -> None:
         if self._stop_accepting_at is not None:
             logger.warning("second %s: forcing exit", signal.Signals(sig).name)
             self.force_exit = True
@@ -89,7 +96,7 @@ def serve(settings: Settings) -> int:
         log_config=None,  # logging is configured by pleno.observability.logging
         access_log=False,  # RequestContextMiddleware writes the one access line per request
         server_header=False,
-        timeout_graceful_shutdown=int(max(1, settings.drain_timeout)),
+        timeout_graceful_shutdown=math.ceil(settings.drain_timeout),
     )
     server = GracefulServer(config, app.state.readiness, settings.shutdown_delay)
     server.run()

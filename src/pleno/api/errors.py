@@ -7,6 +7,7 @@ unexpected is a generic 500; no response ever carries a traceback.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -16,14 +17,21 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 
-from pleno.db.engine import is_unavailable
 from pleno.context import current_request_id
+from pleno.db.engine import is_unavailable
 from pleno.services.items import DuplicateNameError, ItemNotFoundError
 
 PROBLEM_JSON = "application/problem+json"
 DATABASE_RETRY_AFTER_S = 5
 
 logger = logging.getLogger(__name__)
+
+
+def status_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # valid on the wire but unregistered, such as 599
+        return f"HTTP {status}"
 
 
 class ProblemResponse(JSONResponse):
@@ -34,12 +42,12 @@ def problem(
     status: int,
     detail: str,
     *,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extensions: Any,
 ) -> ProblemResponse:
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
+        "title": status_phrase(status),
         "status": status,
         "detail": detail,
         "request_id": current_request_id.get(),
@@ -69,13 +77,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 async def _http_exception(request: Request, error: Exception) -> ProblemResponse:
-    assert isinstance(error, HTTPException)
-    detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
+    assert isinstance(error, HTTPException)  # noqa: S101 - type narrowing
+    detail = error.detail if isinstance(error.detail, str) else status_phrase(error.status_code)
     return problem(error.status_code, detail, headers=error.headers)
 
 
 async def _validation_error(request: Request, error: Exception) -> ProblemResponse:
-    assert isinstance(error, RequestValidationError)
+    assert isinstance(error, RequestValidationError)  # noqa: S101 - type narrowing
     errors = [
         {"field": ".".join(str(part) for part in item["loc"]), "message": item["msg"]}
         for item in error.errors()
@@ -85,7 +93,7 @@ async def _validation_error(request: Request, error: Exception) -> ProblemRespon
 
 
 async def _problem_error(request: Request, error: Exception) -> ProblemResponse:
-    assert isinstance(error, ProblemError)
+    assert isinstance(error, ProblemError)  # noqa: S101 - type narrowing
     return problem(error.status, error.detail, **error.extensions)
 
 

@@ -6,8 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, exc, make_url, text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from pleno.settings import Settings
 

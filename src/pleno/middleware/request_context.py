@@ -6,6 +6,7 @@ request, and handlers run in the same context, so they see ``current_request_id`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -59,6 +60,11 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except asyncio.CancelledError:
+            # Only a forced shutdown cancels a request; 499 (client closed request, as nginx
+            # logs it) keeps it apart from server errors in the access log.
+            status = 499
+            raise
         except Exception:
             logger.exception("unhandled error")
             if response_started:
@@ -67,16 +73,14 @@ class RequestContextMiddleware:
             await response(scope, receive, send_with_headers)
         finally:
             duration_ms = round((time.perf_counter() - started) * 1000)
-            access_logger.info(
-                "%s %s %d %dms", scope["method"], scope["path"], status, duration_ms
-            )
+            access_logger.info("%s %s %d %dms", scope["method"], scope["path"], status, duration_ms)
             current_request_id.reset(token)
 
 
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             if _VALID_REQUEST_ID.fullmatch(candidate):
                 return candidate
             break

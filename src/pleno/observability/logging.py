@@ -27,3 +27,5 @@ def configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # httpx logs every downstream call at INFO; the access line per request already covers it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
