@@ -50,7 +50,7 @@ fmt: $(STAMP) ## Format and autofix the code
 .PHONY: lock
 lock: $(STAMP) ## Re-pin requirements*.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q -o requirements.lock
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -q -o requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --python-version 3.11 --generate-hashes -q -o requirements-dev.lock
 
 .PHONY: clean
 clean: ## Remove the venv, caches and runtime data under var/

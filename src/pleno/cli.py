@@ -47,7 +47,7 @@ def _serve(settings: Settings) -> int:
     from pleno.observability.logging import configure_logging  # noqa: PLC0415 - keep CLI light
     from pleno.server import serve  # noqa: PLC0415
 
-    configure_logging(settings.log_level)
+    configure_logging(settings, __version__)
     return serve(settings)
 
 
@@ -56,7 +56,7 @@ def _migrate(settings: Settings) -> int:
     from pleno.db.engine import create_engine, is_unavailable  # noqa: PLC0415
     from pleno.observability.logging import configure_logging  # noqa: PLC0415
 
-    configure_logging(settings.log_level)
+    configure_logging(settings, __version__)
 
     async def run() -> None:
         engine = create_engine(settings)

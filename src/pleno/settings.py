@@ -6,7 +6,7 @@ The README's settings table lists the same fields and defaults: keep the two in 
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -19,7 +19,9 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
+    )
 
     # Identity
     service_name: str = "pleno"
@@ -32,6 +34,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"
+    # auto: JSON when stdout is not a terminal (containers, files), text on a terminal.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    access_log_enabled: bool = True
+    probe_log_level: str = "debug"  # /health, /ready and /metrics would otherwise flood INFO
+    metrics_enabled: bool = True
     docs_enabled: bool = True
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     admin_token: SecretStr | None = None
@@ -62,6 +69,28 @@ class Settings(BaseSettings):
     chaos_latency_ms: int = Field(default=0, ge=0)
     chaos_seed: int | None = None
 
+    # Tracing: the standard OpenTelemetry variables, unprefixed. Off unless an endpoint is set.
+    otel_exporter_otlp_endpoint: AnyHttpUrl | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    otel_exporter_otlp_traces_endpoint: AnyHttpUrl | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
+    otel_exporter_otlp_protocol: Literal["http/protobuf"] = Field(
+        default="http/protobuf", validation_alias="OTEL_EXPORTER_OTLP_PROTOCOL"
+    )
+    otel_traces_sampler: Literal[
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ] = Field(default="parentbased_traceidratio", validation_alias="OTEL_TRACES_SAMPLER")
+    otel_traces_sampler_arg: float = Field(
+        default=0.1, ge=0.0, le=1.0, validation_alias="OTEL_TRACES_SAMPLER_ARG"
+    )
+
     @field_validator("downstream_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
@@ -70,7 +99,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("log_level")
+    @field_validator("log_level", "probe_log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
         level = value.lower()
@@ -105,6 +134,21 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def otlp_traces_endpoint(self) -> str | None:
+        """Where spans go, per the OTLP spec: the signal URL as given, or base + /v1/traces."""
+        if self.otel_exporter_otlp_traces_endpoint is not None:
+            return str(self.otel_exporter_otlp_traces_endpoint)
+        if self.otel_exporter_otlp_endpoint is not None:
+            return str(self.otel_exporter_otlp_endpoint).rstrip("/") + "/v1/traces"
+        return None
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets a field."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else f"{ENV_PREFIX}{field.upper()}"
+
 
 def load_settings(**overrides: object) -> Settings:
     """Build Settings from the environment, turning validation errors into one-line messages."""
@@ -125,5 +169,6 @@ def _describe(exc: ValidationError) -> str:
         # Never echo values that may carry credentials.
         visible = field not in _SECRET_FIELDS and isinstance(value, str | int | float)
         shown = f"={value!r}" if visible else ""
-        problems.append(f"{ENV_PREFIX}{field.upper()}{shown}: {error['msg']}")
+        variable = env_name(field) if field in Settings.model_fields else field
+        problems.append(f"{variable}{shown}: {error['msg']}")
     return "invalid setting " + "; ".join(problems)

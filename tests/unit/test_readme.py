@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pleno.settings import ENV_PREFIX, Settings
+from pleno.settings import Settings, env_name
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-ROW = re.compile(r"^\| `(PLENO_[A-Z_]+)` \| (.+?) \| .+ \|$")
+ROW = re.compile(r"^\| `((?:PLENO|OTEL)_[A-Z_]+)` \| (.+?) \| .+ \|$")
 # Defaults that are not a literal value, in the words the README uses.
 DESCRIBED_DEFAULTS = {"migrate_on_start": "true for SQLite, false otherwise"}
 
@@ -33,9 +33,7 @@ def rendered_default(name: str) -> str:
 
 def test_readme_documents_every_setting_with_its_default() -> None:
     documented = documented_defaults()
-    expected = {
-        f"{ENV_PREFIX}{name.upper()}": rendered_default(name) for name in Settings.model_fields
-    }
+    expected = {env_name(name): rendered_default(name) for name in Settings.model_fields}
     assert documented == expected
 
 

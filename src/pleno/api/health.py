@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from pleno.api.deps import EngineDep, ReadinessDep, SettingsDep, require_admin
@@ -22,13 +22,17 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready", responses={503: {"description": "Not ready; the body names each check"}})
-async def ready(readiness: ReadinessDep, engine: EngineDep, settings: SettingsDep) -> JSONResponse:
+async def ready(
+    request: Request, readiness: ReadinessDep, engine: EngineDep, settings: SettingsDep
+) -> JSONResponse:
     checks: dict[str, dict[str, Any]] = {
         "database": await _database_check(engine, settings.ready_timeout),
         "draining": _flag_check(readiness.draining, "shutting down"),
         "enabled": _flag_check(readiness.disabled, "disabled by POST /ready/disable"),
     }
     ok = all(check["ok"] for check in checks.values())
+    if request.app.state.metrics is not None:
+        request.app.state.metrics.ready.set(1 if ok else 0)
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks},
         status_code=200 if ok else 503,

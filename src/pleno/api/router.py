@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from pleno.api import chain, chaos, health, info, items, work
+from pleno.api import chain, chaos, health, info, items, metrics, work
 
 router = APIRouter()
-for module in (health, info, items, work, chain, chaos):
+for module in (health, metrics, info, items, work, chain, chaos):
     router.include_router(module.router)

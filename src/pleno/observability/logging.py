@@ -1,28 +1,157 @@
-"""Process-wide logging: one handler on stdout, every record carries the request id."""
+"""Process-wide logging: every record, ours or a library's, goes through one formatter on stdout.
+
+Two formats, both one line per record (docs/telemetry.md has the exact grammar):
+- json: ECS field names, for Filebeat and Logstash's json branch;
+- text: ``<timestamp> <LEVEL> <logger> key=value ...``, for humans and Logstash's grok branch.
+Every record carries the request id and, when the request is traced, the trace and span ids.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from opentelemetry import trace
 
 from pleno.context import current_request_id
+from pleno.settings import Settings
 
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+ACCESS_LOGGER = "pleno.access"
+NO_VALUE = "-"
+# Characters a path keeps in the text format; everything else (spaces, quotes, '%', non-ASCII)
+# is percent-encoded, so a path is always one whitespace-free token.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
-class RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id.get()
-        return True
+@dataclass(frozen=True, slots=True)
+class AccessRecord:
+    """The fields of one access line, attached to the log record as ``record.access``."""
+
+    method: str
+    path: str
+    route: str
+    status: int
+    duration_ns: int
+    client_ip: str | None
+    user_agent: str | None
+
+    @property
+    def latency_ms(self) -> int:
+        return self.duration_ns // 1_000_000
 
 
-def configure_logging(level: str) -> None:
+def access_message(access: AccessRecord) -> str:
+    return f"{access.method} {access.route} {access.status} {access.latency_ms}ms"
+
+
+def _timestamp(created: float) -> str:
+    moment = datetime.fromtimestamp(created, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _trace_ids() -> tuple[str | None, str | None]:
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None, None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service_name: str, service_version: str) -> None:
+        super().__init__()
+        self._service = {"service.name": service_name, "service.version": service_version}
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "@timestamp": _timestamp(record.created),
+            "log.level": record.levelname.lower(),
+            "log.logger": record.name,
+            "message": record.getMessage(),
+            **self._service,
+        }
+        request_id = current_request_id.get()
+        if request_id != NO_VALUE:
+            document["http.request.id"] = request_id
+        trace_id, span_id = _trace_ids()
+        if trace_id:
+            document["trace.id"] = trace_id
+            document["span.id"] = span_id
+        access: AccessRecord | None = getattr(record, "access", None)
+        if access is not None:
+            document.update(
+                {
+                    "http.request.method": access.method,
+                    "url.path": access.path,
+                    "http.route": access.route,
+                    "http.response.status_code": access.status,
+                    "event.duration": access.duration_ns,
+                    "latency_ms": access.latency_ms,
+                    "client.ip": access.client_ip,
+                    "user_agent.original": access.user_agent,
+                }
+            )
+        if record.exc_info and record.exc_info[0] is not None:
+            document["error.type"] = record.exc_info[0].__name__
+            document["error.message"] = str(record.exc_info[1])
+            document["error.stack_trace"] = self.formatException(record.exc_info)
+        return orjson.dumps(document).decode()
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        trace_id, span_id = _trace_ids()
+        parts = [
+            _timestamp(record.created),
+            record.levelname,
+            record.name,
+            f"request_id={current_request_id.get()}",
+            f"trace_id={trace_id or NO_VALUE}",
+            f"span_id={span_id or NO_VALUE}",
+        ]
+        access: AccessRecord | None = getattr(record, "access", None)
+        if access is not None:
+            parts += [
+                f"method={access.method}",
+                f"path={quote(access.path, safe=_PATH_SAFE)}",
+                f"route={quote(access.route, safe=_PATH_SAFE + '{}<>')}",
+                f"status={access.status}",
+                f"latency_ms={access.latency_ms}",
+                f"client={access.client_ip or NO_VALUE}",
+                f"user_agent={_quoted(access.user_agent or '')}",
+            ]
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[0] is not None:
+            message = f"{message}\n{self.formatException(record.exc_info)}"
+        parts.append(f"msg={_quoted(message)}")
+        return " ".join(parts)
+
+
+def _quoted(value: str) -> str:
+    # A JSON string literal: double quotes, with '"', '\\' and control characters (newlines
+    # included) escaped, so the value never breaks the line or the key=value grammar.
+    return orjson.dumps(value).decode()
+
+
+def resolve_format(settings: Settings) -> str:
+    if settings.log_format != "auto":
+        return settings.log_format
+    return "text" if sys.stdout.isatty() else "json"
+
+
+def configure_logging(settings: Settings, service_version: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    if resolve_format(settings) == "json":
+        handler.setFormatter(JsonFormatter(settings.service_name, service_version))
+    else:
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(settings.log_level.upper())
     # uvicorn's own loggers propagate to the root handler; its access log is replaced by ours.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
