@@ -19,7 +19,6 @@ from pleno.chaos import FaultInjector
 from pleno.db import migration
 from pleno.db.engine import create_engine, create_sessionmaker
 from pleno.middleware.body_limit import BodyLimitMiddleware
-from pleno.middleware.chaos import ChaosMiddleware
 from pleno.observability.metrics import Metrics
 from pleno.observability.middleware import TelemetryMiddleware
 from pleno.observability.tracing import Tracing
@@ -54,9 +53,8 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.docs_enabled:
         install_docs(app, "Pleno")
     install_error_handlers(app)
-    # Added innermost first: telemetry wraps everything (an injected fault is still measured).
+    # Added innermost first: telemetry wraps everything.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(ChaosMiddleware, injector=app.state.fault_injector)
     app.add_middleware(
         TelemetryMiddleware,
         state=app.state,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -13,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pleno.api.errors import ProblemError
+from pleno.chaos import FaultInjector
 from pleno.db.repository import ItemRepository
 from pleno.readiness import Readiness
 from pleno.services.items import ItemService
@@ -55,6 +57,19 @@ EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 HttpClientDep = Annotated[httpx.AsyncClient, Depends(_http_client)]
 WorkLimiterDep = Annotated[anyio.CapacityLimiter, Depends(_work_limiter)]
 ItemServiceDep = Annotated[ItemService, Depends(_item_service)]
+
+async def inject_fault(request: Request) -> None:
+    """Chaos for /api routes: runs after routing, so an injected fault is still measured
+    under its route template and counts against the API's SLOs like a real one."""
+    injector: FaultInjector = request.app.state.fault_injector
+    if not injector.enabled:
+        return
+    fault = injector.next_fault()
+    if fault.latency_s:
+        await asyncio.sleep(fault.latency_s)
+    if fault.status is not None:
+        raise ProblemError(fault.status, "injected fault (chaos testing)", injected=True)
+
 
 _bearer = HTTPBearer(auto_error=False)
 

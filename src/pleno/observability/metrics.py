@@ -43,7 +43,7 @@ class Metrics:
 
     def __init__(self, version: str, commit: str) -> None:
         # `_created` series double the series count and no dashboard or rule here reads them.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         ProcessCollector(registry=registry)

@@ -1,0 +1,209 @@
+"""Access logs and every other record: one formatter, one line, ECS JSON or key=value text."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from pleno.observability.logging import JsonFormatter, TextFormatter, resolve_format
+from tests.conftest import AppClient, make_settings, start_client
+from tests.support.otlp_receiver import OtlpReceiver
+
+pytestmark = pytest.mark.anyio
+
+# The text access line's grammar, as docs/telemetry.md states it and the grok pattern parses it.
+TEXT_ACCESS_LINE = re.compile(
+    r"^(?P<timestamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (?P<level>[A-Z]+) pleno\.access "
+    r"request_id=(?P<request_id>\S+) trace_id=(?P<trace_id>[0-9a-f]{32}|-) "
+    r"span_id=(?P<span_id>[0-9a-f]{16}|-) method=(?P<method>[A-Z_]+) path=(?P<path>\S+) "
+    r"route=(?P<route>\S+) status=(?P<status>\d{3}) latency_ms=(?P<latency_ms>\d+) "
+    r"client=(?P<client>\S+) user_agent=(?P<user_agent>\"(?:[^\"\\]|\\.)*\") "
+    r"msg=(?P<msg>\"(?:[^\"\\]|\\.)*\")$"
+)
+
+
+@pytest.fixture
+def capture() -> Iterator[tuple[io.StringIO, logging.Handler]]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield stream, handler
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
+
+
+def json_lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+async def test_one_json_access_line_per_request_with_ecs_fields(
+    sqlite_client: AppClient, capture: tuple[io.StringIO, logging.Handler]
+) -> None:
+    stream, handler = capture
+    handler.setFormatter(JsonFormatter("pleno", "1.2.3"))
+    response = await sqlite_client.get(
+        "/api/v1/items/7", headers={"User-Agent": "probe/1.0", "X-Request-ID": "req-json-1"}
+    )
+    assert response.status_code == 404
+    access = [line for line in json_lines(stream) if line["log.logger"] == "pleno.access"]
+    assert len(access) == 1
+    (line,) = access
+    assert line["log.level"] == "info"
+    assert line["message"] == "GET /api/v1/items/{item_id} 404 " + f"{line['latency_ms']}ms"
+    assert line["service.name"] == "pleno"
+    assert line["service.version"] == "1.2.3"
+    assert line["http.request.method"] == "GET"
+    assert line["url.path"] == "/api/v1/items/7"
+    assert line["http.route"] == "/api/v1/items/{item_id}"
+    assert line["http.response.status_code"] == 404
+    assert isinstance(line["event.duration"], int)
+    assert isinstance(line["latency_ms"], int)
+    assert line["latency_ms"] == line["event.duration"] // 1_000_000
+    assert line["client.ip"] == "127.0.0.1"
+    assert line["user_agent.original"] == "probe/1.0"
+    assert line["http.request.id"] == "req-json-1"
+    assert str(line["@timestamp"]).endswith("Z")
+    assert "trace.id" not in line, "no trace id when tracing is off"
+
+
+async def test_text_access_line_follows_the_grammar(
+    sqlite_client: AppClient, capture: tuple[io.StringIO, logging.Handler]
+) -> None:
+    stream, handler = capture
+    handler.setFormatter(TextFormatter())
+    odd_path = '/no such/"path"%/ü'
+    await sqlite_client.get(odd_path, headers={"User-Agent": 'agent "quoted"\tand tab'})
+    await sqlite_client.post("/api/v1/items", json={"name": "text"})
+    lines = [line for line in stream.getvalue().splitlines() if " pleno.access " in line]
+    assert len(lines) == 2
+    odd, created = (TEXT_ACCESS_LINE.match(line) for line in lines)
+    assert odd is not None, lines[0]
+    assert created is not None, lines[1]
+    assert odd["path"] == "/no%20such/%22path%22%25/%C3%BC"
+    assert odd["route"] == "<unmatched>"
+    assert odd["status"] == "404"
+    assert json.loads(odd["user_agent"]) == 'agent "quoted"\tand tab'
+    assert created["method"] == "POST"
+    assert created["route"] == "/api/v1/items"
+    assert created["status"] == "201"
+    assert int(created["latency_ms"]) >= 0
+
+
+async def test_probe_lines_are_debug(
+    sqlite_client: AppClient, capture: tuple[io.StringIO, logging.Handler]
+) -> None:
+    stream, handler = capture
+    handler.setFormatter(JsonFormatter("pleno", "0"))
+    for path in ("/health", "/ready", "/metrics", "/version"):
+        await sqlite_client.get(path)
+    levels = {
+        line["url.path"]: line["log.level"]
+        for line in json_lines(stream)
+        if line["log.logger"] == "pleno.access"
+    }
+    assert levels == {
+        "/health": "debug",
+        "/ready": "debug",
+        "/metrics": "debug",
+        "/version": "info",
+    }
+
+
+@pytest.fixture
+async def guarded_client(tmp_path: Path) -> AsyncIterator[AppClient]:
+    settings = make_settings(f"sqlite:///{tmp_path}/db.sqlite", admin_token="tok-Very-Secret-42")
+    async for client in start_client(settings):
+        yield client
+
+
+async def test_credentials_never_reach_the_log(
+    guarded_client: AppClient, capture: tuple[io.StringIO, logging.Handler]
+) -> None:
+    stream, handler = capture
+    handler.setFormatter(JsonFormatter("pleno", "0"))
+    for token in ("tok-Very-Secret-42", "tok-Wrong-Guess-7"):
+        await guarded_client.post("/ready/disable", headers={"Authorization": f"Bearer {token}"})
+    await guarded_client.get(
+        "/api/v1/items", headers={"Authorization": "Bearer tok-Very-Secret-42"}
+    )
+    output = stream.getvalue()
+    assert "pleno.access" in output
+    assert "tok-" not in output
+    assert "Bearer" not in output
+
+
+async def test_other_records_share_the_format_and_request_id(
+    sqlite_client: AppClient, capture: tuple[io.StringIO, logging.Handler]
+) -> None:
+    stream, handler = capture
+    handler.setFormatter(JsonFormatter("pleno", "0"))
+
+    async def explode() -> None:
+        raise RuntimeError("boom")
+
+    sqlite_client.app.add_api_route("/explode", explode)
+    await sqlite_client.get("/explode", headers={"X-Request-ID": "req-boom"})
+    lines = json_lines(stream)
+    error = next(line for line in lines if line["log.logger"] == "pleno.observability.middleware")
+    access = next(line for line in lines if line["log.logger"] == "pleno.access")
+    assert error["http.request.id"] == access["http.request.id"] == "req-boom"
+    assert error["log.level"] == "error"
+    assert error["error.type"] == "RuntimeError"
+    assert "Traceback" in str(error["error.stack_trace"])
+    assert access["http.response.status_code"] == 500
+
+
+def test_text_records_stay_on_one_line() -> None:
+    record = logging.LogRecord(
+        "lib", logging.WARNING, __file__, 1, 'two\nlines "quoted"', None, None
+    )
+    line = TextFormatter().format(record)
+    assert "\n" not in line
+    assert line.endswith('msg="two\\nlines \\"quoted\\""')
+
+
+def test_auto_format_is_json_off_a_terminal() -> None:
+    # Under pytest stdout is captured, as in a container: not a terminal.
+    assert resolve_format(make_settings("sqlite://", log_format="auto")) == "json"
+    assert resolve_format(make_settings("sqlite://", log_format="text")) == "text"
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as running:
+        yield running
+
+
+@pytest.fixture
+async def traced_client(tmp_path: Path, receiver: OtlpReceiver) -> AsyncIterator[AppClient]:
+    settings = make_settings(
+        f"sqlite:///{tmp_path}/db.sqlite",
+        otel_exporter_otlp_endpoint=receiver.endpoint,
+        otel_traces_sampler="always_on",
+    )
+    async for client in start_client(settings):
+        yield client
+
+
+async def test_traced_lines_carry_the_span_ids(
+    traced_client: AppClient, receiver: OtlpReceiver, capture: tuple[io.StringIO, logging.Handler]
+) -> None:
+    stream, handler = capture
+    handler.setFormatter(JsonFormatter("pleno", "0"))
+    await traced_client.get("/api/v1/items")
+    (access,) = [line for line in json_lines(stream) if line["log.logger"] == "pleno.access"]
+    traced_client.app.state.tracing.provider.force_flush()
+    spans = receiver.wait_for(lambda spans: any(span.kind == "SERVER" for span in spans))
+    server = next(span for span in spans if span.kind == "SERVER")
+    assert server.name == "GET /api/v1/items"
+    assert access["trace.id"] == server.trace_id
+    assert access["span.id"] == server.span_id
