@@ -58,6 +58,7 @@ HttpClientDep = Annotated[httpx.AsyncClient, Depends(_http_client)]
 WorkLimiterDep = Annotated[anyio.CapacityLimiter, Depends(_work_limiter)]
 ItemServiceDep = Annotated[ItemService, Depends(_item_service)]
 
+
 async def inject_fault(request: Request) -> None:
     """Chaos for /api routes: runs after routing, so an injected fault is still measured
     under its route template and counts against the API's SLOs like a real one."""

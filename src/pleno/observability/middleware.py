@@ -26,6 +26,9 @@ from pleno.observability.logging import ACCESS_LOGGER, AccessRecord, access_mess
 from pleno.observability.metrics import PROBE_PATHS, UNMATCHED_ROUTE
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
+    from opentelemetry.context import Context
     from starlette.datastructures import State
 
     from pleno.observability.metrics import Metrics
@@ -37,6 +40,9 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 )
+
+# The context key the OpenTelemetry instrumentations check before making a span.
+_SUPPRESSED = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
 
 access_logger = logging.getLogger(ACCESS_LOGGER)
 logger = logging.getLogger(__name__)
@@ -67,13 +73,7 @@ class TelemetryMiddleware:
         headers = _headers(scope)
         request_id = _request_id(headers)
         request_token = current_request_id.set(request_id)
-        tracing: Tracing | None = self.state.tracing
-        span = (
-            None
-            if tracing is None or is_probe
-            else tracing.start_server_span(method, path, headers)
-        )
-        span_token = None if span is None else otel_context.attach(trace.set_span_in_context(span))
+        span, span_token = _enter_trace(self.state.tracing, is_probe, method, path, headers)
         if self.metrics is not None and not is_probe:
             self.metrics.in_flight.inc()
         readiness = self.state.readiness
@@ -159,6 +159,19 @@ class TelemetryMiddleware:
                 user_agent=headers.get("user-agent"),
             )
             access_logger.log(level, access_message(access), extra={"access": access})
+
+
+def _enter_trace(
+    tracing: Tracing | None, is_probe: bool, method: str, path: str, headers: dict[str, str]
+) -> tuple[Span | None, Token[Context] | None]:
+    """Start and enter the SERVER span; return it and the token to leave its context."""
+    if tracing is None:
+        return None, None
+    if is_probe:
+        # Not traced, and its readiness query must not become a root span every few seconds.
+        return None, otel_context.attach(_SUPPRESSED)
+    span = tracing.start_server_span(method, path, headers)
+    return span, otel_context.attach(trace.set_span_in_context(span))
 
 
 def _headers(scope: Scope) -> dict[str, str]:
