@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import re
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -171,10 +172,13 @@ def test_text_records_stay_on_one_line() -> None:
     assert line.endswith('msg="two\\nlines \\"quoted\\""')
 
 
-def test_auto_format_is_json_off_a_terminal() -> None:
-    # Under pytest stdout is captured, as in a container: not a terminal.
-    assert resolve_format(make_settings("sqlite://", log_format="auto")) == "json"
-    assert resolve_format(make_settings("sqlite://", log_format="text")) == "text"
+def test_auto_format_is_json_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    auto = make_settings("sqlite://", log_format="auto")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)  # a container's pipe or a file
+    assert resolve_format(auto) == "json"
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # a developer's terminal
+    assert resolve_format(auto) == "text"
+    assert resolve_format(make_settings("sqlite://", log_format="json")) == "json"
 
 
 @pytest.fixture

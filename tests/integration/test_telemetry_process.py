@@ -1,0 +1,83 @@
+"""Telemetry of a real `pleno serve` process: every stdout line in one format, spans flushed at
+shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from tests.integration.conftest import ServerProcess
+from tests.support.otlp_receiver import OtlpReceiver
+
+pytestmark = pytest.mark.integration
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_otel(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("OTEL_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as running:
+        yield running
+
+
+def test_every_line_is_json_and_each_request_logs_once(start_server: StartServer) -> None:
+    server = start_server(PLENO_LOG_FORMAT="json")
+    server.wait_ready()
+    for index in range(3):
+        response = httpx.get(server.url + "/version", headers={"X-Request-ID": f"once-{index}"})
+        assert response.status_code == 200
+    httpx.get(server.url + "/health")
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(timeout=15) == 0
+    records = [json.loads(line) for line in server.log.splitlines()]  # every line is JSON
+    loggers = {record["log.logger"] for record in records}
+    assert {"uvicorn.error", "pleno.server", "pleno.app", "alembic.runtime.migration"} <= loggers
+    assert "uvicorn.access" not in loggers, "uvicorn's access log is off: no duplicates"
+    access = [record for record in records if record["log.logger"] == "pleno.access"]
+    assert [record["http.request.id"] for record in access] == ["once-0", "once-1", "once-2"]
+    assert all(record["log.level"] == "info" for record in access)
+    # Probe lines are DEBUG, below the default INFO level: the stream is not full of probes.
+    assert not any(record.get("url.path") == "/health" for record in records)
+
+
+def test_text_format_on_request(start_server: StartServer) -> None:
+    server = start_server(PLENO_LOG_FORMAT="text", PLENO_PROBE_LOG_LEVEL="info")
+    server.wait_ready()
+    httpx.get(server.url + "/health", headers={"X-Request-ID": "text-probe"})
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(timeout=15) == 0
+    (line,) = [line for line in server.log.splitlines() if "request_id=text-probe" in line]
+    assert " INFO pleno.access " in line
+    assert " path=/health route=/health status=200 " in line
+
+
+def test_buffered_spans_are_flushed_at_shutdown(
+    start_server: StartServer, receiver: OtlpReceiver
+) -> None:
+    server = start_server(
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+        OTEL_TRACES_SAMPLER="always_on",
+        # An hour between timed exports: whatever arrives was sent by the shutdown flush.
+        OTEL_BSP_SCHEDULE_DELAY="3600000",
+    )
+    server.wait_ready()
+    assert httpx.get(server.url + "/api/v1/items").status_code == 200
+    assert receiver.spans == []
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(timeout=15) == 0
+    names = {span.name for span in receiver.spans if span.kind == "SERVER"}
+    assert names == {"GET /api/v1/items"}
+    assert "spans flushed" in server.log
+    assert server.log.index("spans flushed") < server.log.index("database pool closed")
