@@ -21,27 +21,27 @@ from pleno.services.items import ItemService
 from pleno.settings import Settings
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _readiness(request: Request) -> Readiness:
+async def _readiness(request: Request) -> Readiness:
     readiness: Readiness = request.app.state.readiness
     return readiness
 
 
-def _engine(request: Request) -> AsyncEngine:
+async def _engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def _http_client(request: Request) -> httpx.AsyncClient:
+async def _http_client(request: Request) -> httpx.AsyncClient:
     client: httpx.AsyncClient = request.app.state.http_client
     return client
 
 
-def _work_limiter(request: Request) -> anyio.CapacityLimiter:
+async def _work_limiter(request: Request) -> anyio.CapacityLimiter:
     limiter: anyio.CapacityLimiter = request.app.state.work_limiter
     return limiter
 
