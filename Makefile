@@ -56,3 +56,10 @@ lock: $(STAMP) ## Re-pin requirements*.lock from pyproject.toml
 clean: ## Remove the venv, caches and runtime data under var/
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Knobs: BENCH_DURATION=10 BENCH_ROUNDS=3 BENCH_WARMUP=2 BENCH_STARTS=5 BENCH_CONNECTIONS=32
+# BENCH_RSS_REQUESTS=10000 BENCH_VARIANTS=off,traces_10 (bare always runs).
+# Smoke run: BENCH_DURATION=3 BENCH_ROUNDS=1 make bench. BENCH_PUBLISH=1 writes docs/benchmarks.md.
+.PHONY: bench
+bench: $(STAMP) ## Overhead benchmark: bare FastAPI vs Pleno's telemetry levels (needs wrk; ~6 min)
+	$(BIN)/python -m bench.run
