@@ -21,7 +21,6 @@ from pleno.db.engine import create_engine, create_sessionmaker
 from pleno.middleware.body_limit import BodyLimitMiddleware
 from pleno.observability.metrics import Metrics
 from pleno.observability.middleware import TelemetryMiddleware
-from pleno.observability.tracing import Tracing
 from pleno.readiness import Readiness
 from pleno.settings import Settings
 
@@ -74,6 +73,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await migration.upgrade(engine)
     tracing = None
     if settings.otlp_traces_endpoint is not None:
+        # Imported only when on: the SDK and exporter cost start time and memory for nothing.
+        from pleno.observability.tracing import Tracing  # noqa: PLC0415
+
         tracing = Tracing(settings, __version__)
         tracing.instrument_engine(engine)
     if app.state.metrics is not None:
