@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from fastapi import FastAPI
 from pleno import __version__
 from pleno.api.docs import install_docs
 from pleno.api.errors import install_error_handlers
-from pleno.api.router import router
+from pleno.api.router import install_routes
 from pleno.chaos import FaultInjector
 from pleno.db import migration
 from pleno.db.engine import create_engine, create_sessionmaker
@@ -48,7 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.metrics = Metrics(__version__, settings.build_commit)
         app.state.metrics.watch_fault_injector(app.state.fault_injector)
     app.state.tracing = None
-    app.include_router(router)
+    install_routes(app)
     if settings.docs_enabled:
         install_docs(app, "Pleno")
     install_error_handlers(app)
@@ -88,6 +89,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             tracing.instrument_client(client)
         app.state.http_client = client
         app.state.tracing = tracing
+        # Everything made so far (modules, models, pools) lives as long as the process: move it
+        # out of the collector's reach, so collections triggered by request garbage do not
+        # rescan it. This costs little memory and removes the full-collection pauses that
+        # otherwise show up in p99.
+        gc.freeze()
         try:
             yield
         finally:

@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 
 from pleno import __version__
-from pleno.api.deps import HttpClientDep, SettingsDep
+from pleno.api.deps import FAULT_INJECTION, HttpClientDep, SettingsDep
 from pleno.api.errors import ProblemError
 from pleno.context import current_request_id
 from pleno.services.chain import call_downstreams
 
-router = APIRouter(prefix="/api/v1", tags=["demo"])
+router = APIRouter(prefix="/api/v1", tags=["demo"], dependencies=FAULT_INJECTION)
 
 
 @router.get("/chain")

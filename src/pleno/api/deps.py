@@ -72,6 +72,9 @@ async def inject_fault(request: Request) -> None:
         raise ProblemError(fault.status, "injected fault (chaos testing)", injected=True)
 
 
+# The dependencies of every /api router: chaos applies to the API and nothing else.
+FAULT_INJECTION = [Depends(inject_fault)]
+
 _bearer = HTTPBearer(auto_error=False)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from pleno.api.deps import ItemServiceDep
+from pleno.api.deps import FAULT_INJECTION, ItemServiceDep
 from pleno.api.errors import ProblemError
 from pleno.db.models import DESCRIPTION_MAX, NAME_MAX
 
@@ -72,7 +72,7 @@ async def require_json(request: Request) -> None:
         raise ProblemError(415, "send the body as application/json")
 
 
-router = APIRouter(prefix="/api/v1/items", tags=["items"])
+router = APIRouter(prefix="/api/v1/items", tags=["items"], dependencies=FAULT_INJECTION)
 
 
 @router.post("", status_code=201, response_model=ItemRead, dependencies=[Depends(require_json)])

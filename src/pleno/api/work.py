@@ -7,11 +7,11 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Query
 
-from pleno.api.deps import SettingsDep, WorkLimiterDep
+from pleno.api.deps import FAULT_INJECTION, SettingsDep, WorkLimiterDep
 from pleno.api.errors import ProblemError
 from pleno.services.work import burn_cpu
 
-router = APIRouter(prefix="/api/v1", tags=["demo"])
+router = APIRouter(prefix="/api/v1", tags=["demo"], dependencies=FAULT_INJECTION)
 
 
 @router.get("/work")

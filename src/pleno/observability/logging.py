@@ -49,9 +49,16 @@ def access_message(access: AccessRecord) -> str:
     return f"{access.method} {access.route} {access.status} {access.latency_ms}ms"
 
 
+_second_cache: tuple[int, str] = (-1, "")
+
+
 def _timestamp(created: float) -> str:
-    moment = datetime.fromtimestamp(created, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # strftime once per second, not once per line: it is the formatter's costliest call.
+    global _second_cache  # noqa: PLW0603 - a one-entry cache; swapping a tuple is thread-safe
+    second = int(created)
+    if _second_cache[0] != second:
+        _second_cache = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{_second_cache[1]}{int((created - second) * 1000):03d}Z"
 
 
 def _trace_ids() -> tuple[str | None, str | None]:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, StatusCode
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pleno.api.errors import problem
@@ -43,6 +42,10 @@ _KNOWN_METHODS = frozenset(
 
 # The context key the OpenTelemetry instrumentations check before making a span.
 _SUPPRESSED = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_CONNECTION_CLOSE = (b"connection", b"close")
+_ids = random.Random()  # noqa: S311 - request ids correlate logs; they guard nothing
 
 access_logger = logging.getLogger(ACCESS_LOGGER)
 logger = logging.getLogger(__name__)
@@ -86,13 +89,14 @@ class TelemetryMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                response_headers = MutableHeaders(scope=message)
-                response_headers["X-Request-ID"] = request_id
-                response_headers["X-Content-Type-Options"] = "nosniff"
+                # Appended as raw pairs: the app never sets these two itself, and a
+                # MutableHeaders round trip costs more than the rest of this function.
+                extra = [(b"x-request-id", request_id.encode()), _NOSNIFF]
                 if readiness.draining:
                     # Move keep-alive clients off this process before it stops accepting, so
                     # no request is sent on a connection that is about to be closed.
-                    response_headers["Connection"] = "close"
+                    extra.append(_CONNECTION_CLOSE)
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         try:
@@ -174,15 +178,24 @@ def _enter_trace(
     return span, otel_context.attach(trace.set_span_in_context(span))
 
 
+# The only request headers telemetry reads; nothing else is decoded (or could be logged).
+_WANTED_HEADERS = frozenset({b"x-request-id", b"user-agent", b"traceparent", b"tracestate"})
+
+
 def _headers(scope: Scope) -> dict[str, str]:
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name in _WANTED_HEADERS
+    }
 
 
 def _request_id(headers: dict[str, str]) -> str:
     candidate = headers.get("x-request-id")
     if candidate is not None and _VALID_REQUEST_ID.fullmatch(candidate):
         return candidate
-    return uuid.uuid4().hex
+    # Unique, not secret: 128 random bits without the urandom syscall of uuid4.
+    return f"{_ids.getrandbits(128):032x}"
 
 
 def _route_template(scope: Scope) -> str:
