@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -89,11 +88,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             tracing.instrument_client(client)
         app.state.http_client = client
         app.state.tracing = tracing
-        # Everything made so far (modules, models, pools) lives as long as the process: move it
-        # out of the collector's reach, so collections triggered by request garbage do not
-        # rescan it. This costs little memory and removes the full-collection pauses that
-        # otherwise show up in p99.
-        gc.freeze()
         try:
             yield
         finally:

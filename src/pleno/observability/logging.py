@@ -156,6 +156,12 @@ def configure_logging(settings: Settings, service_version: str) -> None:
         handler.setFormatter(JsonFormatter(settings.service_name, service_version))
     else:
         handler.setFormatter(TextFormatter())
+    # Per the logging HOWTO's "Optimization" section: no format here prints the caller's file,
+    # thread or process, so don't collect them; findCaller() walks the stack on every record.
+    logging._srcfile = None  # type: ignore[assignment]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
