@@ -81,6 +81,7 @@ def server_env(tmp_path: Path, **settings: str) -> dict[str, str]:
         PLENO_PORT=str(free_port()),
         PLENO_DATABASE_URL=f"sqlite:///{tmp_path}/pleno.db",
         PLENO_SHUTDOWN_DELAY="0",
+        PLENO_LOG_FORMAT="text",  # readable in failure output; tests that parse JSON ask for it
     )
     env.update(settings)
     return env

@@ -7,6 +7,7 @@ request-id propagation into another process's log, and a configuration loop.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,7 +28,13 @@ CHAIN = "/api/v1/chain"
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One backend for the module: no downstreams, so its chain answers with its identity."""
     tmp = tmp_path_factory.mktemp("backend")
-    env = server_env(tmp, PLENO_SERVICE_NAME="backend", PLENO_POD_NAME="backend-0")
+    env = server_env(
+        tmp,
+        PLENO_SERVICE_NAME="backend",
+        PLENO_POD_NAME="backend-0",
+        PLENO_LOG_FORMAT="json",
+        PLENO_PROBE_LOG_LEVEL="info",  # the chain calls /health too; log it like the rest
+    )
     server = ServerProcess(env, tmp / "backend.log")
     try:
         server.wait_ready()
@@ -45,6 +52,16 @@ def _frontend(start_server: StartServer, *urls: str, **settings: str) -> ServerP
     )
     server.wait_ready()
     return server
+
+
+def _access(server: ServerProcess, request_id: str) -> list[tuple[str, int]]:
+    """(path, status) of each JSON access line the server wrote for this request id."""
+    lines = (json.loads(line) for line in server.log.splitlines() if line.startswith("{"))
+    return [
+        (line["url.path"], line["http.response.status_code"])
+        for line in lines
+        if line["log.logger"] == "pleno.access" and line.get("http.request.id") == request_id
+    ]
 
 
 def _wait_for_log(server: ServerProcess, condition: Callable[[str], bool]) -> None:
@@ -90,8 +107,8 @@ def test_frontend_calls_backend_process_and_propagates_request_id(
 
     # The other process logged both calls under the frontend's request id: one id follows a
     # request across services, in logs as in traces.
-    _wait_for_log(backend, lambda log: f"[{request_id}] GET {CHAIN} 200" in log)
-    _wait_for_log(backend, lambda log: f"[{request_id}] GET /health 200" in log)
+    _wait_for_log(backend, lambda _: (CHAIN, 200) in _access(backend, request_id))
+    _wait_for_log(backend, lambda _: ("/health", 200) in _access(backend, request_id))
 
 
 def test_unreachable_downstream_gives_502_with_details(start_server: StartServer) -> None:
@@ -158,7 +175,12 @@ def test_downstreams_are_called_concurrently(
 def test_a_loop_stops_at_the_depth_limit(start_server: StartServer) -> None:
     # A service configured as its own downstream: each call goes one level deeper.
     port = free_port()
-    looped = _frontend(start_server, f"http://127.0.0.1:{port}{CHAIN}", PLENO_PORT=str(port))
+    looped = _frontend(
+        start_server,
+        f"http://127.0.0.1:{port}{CHAIN}",
+        PLENO_PORT=str(port),
+        PLENO_LOG_FORMAT="json",
+    )
 
     started = time.monotonic()
     response = httpx.get(looped.url + CHAIN, timeout=15)
@@ -176,4 +198,6 @@ def test_a_loop_stops_at_the_depth_limit(start_server: StartServer) -> None:
     assert levels[-1]["detail"] == "call chain depth 5 reached the limit 5"
     # All six calls carried the first request's id, so the loop is easy to find in the log.
     request_id = response.headers["x-request-id"]
-    _wait_for_log(looped, lambda log: log.count(f"[{request_id}] GET {CHAIN} ") == 6)
+    _wait_for_log(
+        looped, lambda _: [path for path, _ in _access(looped, request_id)] == [CHAIN] * 6
+    )

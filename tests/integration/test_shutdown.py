@@ -24,8 +24,11 @@ pytestmark = pytest.mark.integration
 
 StartServer = Callable[..., ServerProcess]
 
-# One access line per request: "... pleno.access [<request id>] GET /path 200 12ms"
-_ACCESS_LINE = re.compile(r"pleno\.access \[(?P<id>[^\]]+)\] \S+ (?P<path>\S+) (?P<status>\d+) ")
+# One access line per request, in the text format (docs/telemetry.md):
+# "... pleno.access request_id=<id> trace_id=- span_id=- method=GET path=/x route=/x status=200 ..."
+_ACCESS_LINE = re.compile(
+    r"pleno\.access request_id=(?P<id>\S+) .*? path=(?P<path>\S+) route=\S+ status=(?P<status>\d+) "
+)
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
@@ -301,7 +304,7 @@ def test_second_signal_forces_a_quick_exit(
             cut_short = type(error).__name__
         assert cut_short != 200
         # ...and the access log tells a cancelled request apart from a server error.
-        assert "GET /delay/20 499" in server.log
+        assert "path=/delay/20 route=/delay/{seconds} status=499 " in server.log
 
 
 def test_sigint_alone_skips_the_delay(start_server: StartServer) -> None:

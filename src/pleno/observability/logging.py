@@ -158,7 +158,7 @@ def configure_logging(settings: Settings, service_version: str) -> None:
         handler.setFormatter(TextFormatter())
     # Per the logging HOWTO's "Optimization" section: no format here prints the caller's file,
     # thread or process, so don't collect them; findCaller() walks the stack on every record.
-    logging._srcfile = None  # type: ignore[assignment]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
