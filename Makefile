@@ -38,14 +38,14 @@ test-unit: $(STAMP) ## Run only the fast, hermetic unit tier
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
-	$(BIN)/mypy src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src tests bench
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and autofix the code
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 .PHONY: lock
 lock: $(STAMP) ## Re-pin requirements*.lock from pyproject.toml

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from pleno.app import create_app
 from pleno.settings import Settings
+from tests.support.otlp_receiver import OtlpReceiver
 
 # CI sets this: a skipped test there means a dependency is missing, which is a failure.
 REQUIRE_ALL = os.environ.get("PLENO_REQUIRE_ALL") == "1"
@@ -34,6 +35,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _no_otel_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Settings, the OTel SDK and child `pleno serve` processes all read OTEL_*: a developer's
+    # shell must not decide whether or where a test exports. Tests that want tracing say so.
+    for key in list(os.environ):
+        if key.startswith("OTEL_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    """A real OTLP/HTTP trace receiver on loopback."""
+    with OtlpReceiver() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -118,3 +135,15 @@ async def client(database_url: str) -> AsyncIterator[AppClient]:
 async def sqlite_client(tmp_path: Path) -> AsyncIterator[AppClient]:
     async for value in start_client(make_settings(f"sqlite:///{tmp_path}/pleno.db")):
         yield value
+
+
+@pytest.fixture
+async def traced_client(tmp_path: Path, receiver: OtlpReceiver) -> AsyncIterator[AppClient]:
+    """An in-process app that traces every request to `receiver`."""
+    settings = make_settings(
+        f"sqlite:///{tmp_path}/db.sqlite",
+        otel_exporter_otlp_endpoint=receiver.endpoint,
+        otel_traces_sampler="always_on",
+    )
+    async for client in start_client(settings):
+        yield client

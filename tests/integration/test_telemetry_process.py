@@ -4,9 +4,8 @@ shutdown."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -17,19 +16,6 @@ from tests.support.otlp_receiver import OtlpReceiver
 pytestmark = pytest.mark.integration
 
 StartServer = Callable[..., ServerProcess]
-
-
-@pytest.fixture(autouse=True)
-def _no_inherited_otel(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("OTEL_"):
-            monkeypatch.delenv(key)
-
-
-@pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as running:
-        yield running
 
 
 def test_every_line_is_json_and_each_request_logs_once(start_server: StartServer) -> None:

@@ -14,10 +14,9 @@ process has arrived too.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +38,6 @@ EXPORT_TIMEOUT = 15.0
 # How long a negative check waits for spans that must not come: many export intervals
 # (OTEL_BSP_SCHEDULE_DELAY below), since an exporter that is on would have sent by then.
 QUIET_PERIOD = 2.0
-
-
-@pytest.fixture(autouse=True)
-def _no_inherited_otel(monkeypatch: pytest.MonkeyPatch) -> None:
-    # `start_server` copies this process's environment without PLENO_*; without OTEL_* too, each
-    # test alone decides whether and where a server exports.
-    for key in list(os.environ):
-        if key.startswith("OTEL_"):
-            monkeypatch.delenv(key)
-
-
-@pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as running:
-        yield running
 
 
 def _telemetry_env(sampler: str, **extra: str) -> dict[str, str]:

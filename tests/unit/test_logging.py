@@ -181,23 +181,6 @@ def test_auto_format_is_json_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> 
     assert resolve_format(make_settings("sqlite://", log_format="json")) == "json"
 
 
-@pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as running:
-        yield running
-
-
-@pytest.fixture
-async def traced_client(tmp_path: Path, receiver: OtlpReceiver) -> AsyncIterator[AppClient]:
-    settings = make_settings(
-        f"sqlite:///{tmp_path}/db.sqlite",
-        otel_exporter_otlp_endpoint=receiver.endpoint,
-        otel_traces_sampler="always_on",
-    )
-    async for client in start_client(settings):
-        yield client
-
-
 async def test_traced_lines_carry_the_span_ids(
     traced_client: AppClient, receiver: OtlpReceiver, capture: tuple[io.StringIO, logging.Handler]
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -168,23 +168,6 @@ async def no_metrics_client(tmp_path: Path) -> AsyncIterator[AppClient]:
 async def test_metrics_can_be_disabled(no_metrics_client: AppClient) -> None:
     assert (await no_metrics_client.get("/metrics")).status_code == 404
     assert (await no_metrics_client.get("/api/v1/items")).status_code == 200
-
-
-@pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as running:
-        yield running
-
-
-@pytest.fixture
-async def traced_client(tmp_path: Path, receiver: OtlpReceiver) -> AsyncIterator[AppClient]:
-    settings = make_settings(
-        f"sqlite:///{tmp_path}/db.sqlite",
-        otel_exporter_otlp_endpoint=receiver.endpoint,
-        otel_traces_sampler="always_on",
-    )
-    async for client in start_client(settings):
-        yield client
 
 
 async def test_traced_requests_leave_exemplars(

@@ -7,9 +7,7 @@ against the real OTLP/HTTP exporter, with each compression it may use, and again
 from __future__ import annotations
 
 import gzip
-import os
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -28,21 +26,6 @@ from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_tra
 from tests.support.otlp_receiver import OtlpReceiver, Span
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
-
-
-@pytest.fixture(autouse=True)
-def _no_otel_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The exporter and Resource read OTEL_* (headers, endpoints, resource attributes); a
-    # developer's shell must not change what these tests send.
-    for key in list(os.environ):
-        if key.startswith("OTEL_"):
-            monkeypatch.delenv(key)
-
-
-@pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as running:
-        yield running
 
 
 def _provider(receiver: OtlpReceiver, compression: Compression, *, batch: bool) -> TracerProvider:
