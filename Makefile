@@ -7,6 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# checkov is heavy and pins its own dependency tree: it gets a venv of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 .PHONY: help
 help: ## List the targets
@@ -37,10 +41,16 @@ test-unit: $(STAMP) ## Run only the fast, hermetic unit tier
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
+lint: $(STAMP) $(CHECKOV) ## ruff, mypy --strict, and hadolint + checkov on the Dockerfile
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src tests bench
+	$(BIN)/hadolint --failure-threshold warning Dockerfile
+	$(CHECKOV) --framework dockerfile --file Dockerfile --quiet --compact --skip-download
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and autofix the code
@@ -54,7 +64,7 @@ lock: $(STAMP) ## Re-pin requirements*.lock from pyproject.toml
 
 .PHONY: clean
 clean: ## Remove the venv, caches and runtime data under var/
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov
+	rm -rf $(VENV) $(CHECKOV_VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Knobs: BENCH_DURATION=10 BENCH_ROUNDS=3 BENCH_WARMUP=2 BENCH_STARTS=5 BENCH_CONNECTIONS=32
@@ -63,3 +73,21 @@ clean: ## Remove the venv, caches and runtime data under var/
 .PHONY: bench
 bench: $(STAMP) ## Overhead benchmark: bare FastAPI vs Pleno's telemetry levels (needs wrk; ~6 min)
 	$(BIN)/python -m bench.run
+
+# podman if present (rootless-friendly, no daemon), else docker. Override: ENGINE=docker make image
+ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+IMAGE ?= pleno:latest
+# BASE_IMAGE= overrides the Dockerfile's python:3.11-slim (e.g. a local mirror).
+BASE_IMAGE ?=
+# HEALTHCHECK needs the docker image format; these machines need the ulimits and host network.
+# crun refuses a hybrid cgroup layout (as on these machines); runc, where installed, does not.
+PODMAN_BUILD_FLAGS := --format docker --network host --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
+	$(if $(shell command -v runc),--runtime runc)
+.PHONY: image
+image: $(STAMP) ## Build the container image (podman or docker), stamped with version, commit and date
+	$(ENGINE) build $(if $(filter podman,$(ENGINE)),$(PODMAN_BUILD_FLAGS)) \
+		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+		--build-arg VERSION=$$($(BIN)/python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])') \
+		--build-arg COMMIT=$$(git rev-parse --short HEAD) \
+		--build-arg BUILD_DATE=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+		--tag $(IMAGE) .

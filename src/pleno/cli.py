@@ -77,6 +77,10 @@ def _migrate(settings: Settings) -> int:
 
 
 def _version(settings: Settings) -> int:
-    info = {"version": __version__, "commit": settings.build_commit, "date": settings.build_date}
+    info = {
+        "version": __version__,
+        "commit": settings.build_commit,
+        "build_date": settings.build_date,
+    }
     print(json.dumps(info))  # noqa: T201
     return 0

@@ -37,7 +37,7 @@ def test_version_from_both_entry_points(entry: str) -> None:
     assert json.loads(result.stdout) == {
         "version": __version__,
         "commit": "deadbee",
-        "date": "unknown",
+        "build_date": "unknown",
     }
 
 
