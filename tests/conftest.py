@@ -17,6 +17,7 @@ from tests.support.otlp_receiver import OtlpReceiver
 
 # CI sets this: a skipped test there means a dependency is missing, which is a failure.
 REQUIRE_ALL = os.environ.get("PLENO_REQUIRE_ALL") == "1"
+ADMIN_TOKEN = "tok-Very-Secret-42"
 POSTGRES_ADMIN_URL = os.environ.get(
     "PLENO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -144,6 +145,24 @@ async def traced_client(tmp_path: Path, receiver: OtlpReceiver) -> AsyncIterator
         f"sqlite:///{tmp_path}/db.sqlite",
         otel_exporter_otlp_endpoint=receiver.endpoint,
         otel_traces_sampler="always_on",
+    )
+    async for client in start_client(settings):
+        yield client
+
+
+@pytest.fixture
+async def guarded_client(tmp_path: Path) -> AsyncIterator[AppClient]:
+    """An app whose control endpoints require ADMIN_TOKEN."""
+    settings = make_settings(f"sqlite:///{tmp_path}/db.sqlite", admin_token=ADMIN_TOKEN)
+    async for client in start_client(settings):
+        yield client
+
+
+@pytest.fixture
+async def chaotic_client(tmp_path: Path) -> AsyncIterator[AppClient]:
+    """An app that injects a fault (500 or 503, after up to 20 ms) into every /api request."""
+    settings = make_settings(
+        f"sqlite:///{tmp_path}/db.sqlite", chaos_error_rate=1.0, chaos_latency_ms=20, chaos_seed=7
     )
     async for client in start_client(settings):
         yield client

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from pleno.chaos import FaultInjector
-from tests.conftest import AppClient, make_settings, start_client
+from tests.conftest import AppClient
 
 pytestmark = pytest.mark.anyio
 
@@ -45,15 +43,6 @@ async def test_delay_waits(sqlite_client: AppClient) -> None:
 @pytest.mark.parametrize("seconds", ["30.5", "-1", "soon"])
 async def test_delay_out_of_bounds_is_422(sqlite_client: AppClient, seconds: str) -> None:
     assert (await sqlite_client.get(f"/delay/{seconds}")).status_code == 422
-
-
-@pytest.fixture
-async def chaotic_client(tmp_path: Path) -> AsyncIterator[AppClient]:
-    settings = make_settings(
-        f"sqlite:///{tmp_path}/db.sqlite", chaos_error_rate=1.0, chaos_latency_ms=20, chaos_seed=7
-    )
-    async for client in start_client(settings):
-        yield client
 
 
 async def test_chaos_hits_every_api_request(chaotic_client: AppClient) -> None:

@@ -7,13 +7,12 @@ import json
 import logging
 import re
 import sys
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 from pleno.observability.logging import JsonFormatter, TextFormatter, resolve_format
-from tests.conftest import AppClient, make_settings, start_client
+from tests.conftest import ADMIN_TOKEN, AppClient, make_settings
 from tests.support.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.anyio
@@ -119,23 +118,14 @@ async def test_probe_lines_are_debug(
     }
 
 
-@pytest.fixture
-async def guarded_client(tmp_path: Path) -> AsyncIterator[AppClient]:
-    settings = make_settings(f"sqlite:///{tmp_path}/db.sqlite", admin_token="tok-Very-Secret-42")
-    async for client in start_client(settings):
-        yield client
-
-
 async def test_credentials_never_reach_the_log(
     guarded_client: AppClient, capture: tuple[io.StringIO, logging.Handler]
 ) -> None:
     stream, handler = capture
     handler.setFormatter(JsonFormatter("pleno", "0"))
-    for token in ("tok-Very-Secret-42", "tok-Wrong-Guess-7"):
+    for token in (ADMIN_TOKEN, "tok-Wrong-Guess-7"):
         await guarded_client.post("/ready/disable", headers={"Authorization": f"Bearer {token}"})
-    await guarded_client.get(
-        "/api/v1/items", headers={"Authorization": "Bearer tok-Very-Secret-42"}
-    )
+    await guarded_client.get("/api/v1/items", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     output = stream.getvalue()
     assert "pleno.access" in output
     assert "tok-" not in output

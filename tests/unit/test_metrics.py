@@ -125,15 +125,6 @@ async def test_pool_metrics_follow_checkouts(sqlite_client: AppClient) -> None:
     assert value(during, "pleno_db_pool_connections", state="in_use") == 1
 
 
-@pytest.fixture
-async def chaotic_client(tmp_path: Path) -> AsyncIterator[AppClient]:
-    settings = make_settings(
-        f"sqlite:///{tmp_path}/db.sqlite", chaos_error_rate=1.0, chaos_latency_ms=5, chaos_seed=3
-    )
-    async for client in start_client(settings):
-        yield client
-
-
 async def test_injected_faults_are_counted(chaotic_client: AppClient) -> None:
     statuses = [(await chaotic_client.get("/api/v1/items")).status_code for _ in range(10)]
     samples = await scrape(chaotic_client)

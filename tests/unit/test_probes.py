@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from pleno.api import health
-from tests.conftest import AppClient, make_settings, start_client
+from tests.conftest import ADMIN_TOKEN, AppClient, make_settings, start_client
 
 pytestmark = pytest.mark.anyio
 
@@ -52,13 +51,6 @@ async def test_draining_fails_readiness_but_not_liveness(sqlite_client: AppClien
     assert response.headers["connection"] == "close"
 
 
-@pytest.fixture
-async def guarded_client(tmp_path: Path) -> AsyncIterator[AppClient]:
-    settings = make_settings(f"sqlite:///{tmp_path}/db.sqlite", admin_token="s3cret")
-    async for client in start_client(settings):
-        yield client
-
-
 @pytest.mark.parametrize("path", ["/ready/disable", "/ready/enable"])
 async def test_control_endpoints_require_the_admin_token(
     guarded_client: AppClient, path: str
@@ -68,7 +60,7 @@ async def test_control_endpoints_require_the_admin_token(
     assert missing.headers["content-type"] == "application/problem+json"
     wrong = await guarded_client.post(path, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
-    right = await guarded_client.post(path, headers={"Authorization": "Bearer s3cret"})
+    right = await guarded_client.post(path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert right.status_code == 200
 
 

@@ -116,7 +116,15 @@ class TelemetryMiddleware:
             await response(scope, receive, send_with_headers)
         finally:
             duration_ns = time.perf_counter_ns() - started
-            self._record(scope, method, headers, span=span, status=status, duration_ns=duration_ns)
+            self._record(
+                scope,
+                method,
+                headers,
+                is_probe=is_probe,
+                span=span,
+                status=status,
+                duration_ns=duration_ns,
+            )
             if span_token is not None:
                 otel_context.detach(span_token)
             current_request_id.reset(request_token)
@@ -127,13 +135,13 @@ class TelemetryMiddleware:
         method: str,
         headers: dict[str, str],
         *,
+        is_probe: bool,
         span: Span | None,
         status: int,
         duration_ns: int,
     ) -> None:
         """Finish the span, then count and log the request (inside the span's context)."""
         path: str = scope["path"]
-        is_probe = path in PROBE_PATHS
         route = _route_template(scope)
         trace_id = None
         if span is not None:
