@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pleno.api.errors import problem
 from pleno.context import current_request_id
-from pleno.observability.logging import ACCESS_LOGGER, AccessRecord, access_message
+from pleno.observability.logging import ACCESS_LOGGER, AccessLogRecord, AccessRecord
 from pleno.observability.metrics import PROBE_PATHS, UNMATCHED_ROUTE
 
 if TYPE_CHECKING:
@@ -120,6 +120,7 @@ class TelemetryMiddleware:
                 scope,
                 method,
                 headers,
+                request_id,
                 is_probe=is_probe,
                 span=span,
                 status=status,
@@ -134,6 +135,7 @@ class TelemetryMiddleware:
         scope: Scope,
         method: str,
         headers: dict[str, str],
+        request_id: str,
         *,
         is_probe: bool,
         span: Span | None,
@@ -143,19 +145,22 @@ class TelemetryMiddleware:
         """Finish the span, then count and log the request (inside the span's context)."""
         path: str = scope["path"]
         route = _route_template(scope)
-        trace_id = None
+        trace_id = span_id = exemplar_trace_id = None
         if span is not None:
             _finish_span(span, route, method, status)
             span_context = span.get_span_context()
-            if span_context.trace_flags.sampled:
+            if span_context.is_valid:  # unsampled requests keep their ids in the log line
                 trace_id = format(span_context.trace_id, "032x")
+                span_id = format(span_context.span_id, "016x")
+                if span_context.trace_flags.sampled:  # an exemplar must point at a real trace
+                    exemplar_trace_id = trace_id
         metrics = self.metrics
         if metrics is not None:
             if is_probe:
                 metrics.observe_probe(path, status)
             else:
                 metrics.in_flight.dec()
-                metrics.observe_request(method, route, status, duration_ns / 1e9, trace_id)
+                metrics.observe_request(method, route, status, duration_ns / 1e9, exemplar_trace_id)
         if not self.access_log:
             return
         level = self.probe_log_level if is_probe else logging.INFO
@@ -170,7 +175,15 @@ class TelemetryMiddleware:
                 client_ip=client[0] if client else None,
                 user_agent=headers.get("user-agent"),
             )
-            access_logger.log(level, access_message(access), extra={"access": access})
+            record = AccessLogRecord(
+                ACCESS_LOGGER,
+                level,
+                access,
+                request_id=request_id,
+                trace_id=trace_id,
+                span_id=span_id,
+            )
+            access_logger.handle(record)
 
 
 def _enter_trace(

@@ -8,16 +8,17 @@ would trace every request a second time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import httpx
 from opentelemetry import metrics, propagate
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -30,7 +31,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pleno.settings import Settings
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
 EXPORT_TIMEOUT_S = 5
+# Small, frequent batches. The exporter encodes spans in Python on its own thread, holding the
+# GIL while it does: the SDK's default 512-span batch stalls the event loop for milliseconds at
+# a time, which shows up in p99 latency (docs/benchmarks.md). 64 spans every half second keeps
+# each stall short; at 100% sampling the queue trips the batch size long before the timer.
+EXPORT_BATCH_SPANS = 64
+EXPORT_INTERVAL_MS = 500
+EXPORT_QUEUE_SPANS = 2048  # beyond this, spans are dropped (and counted by the SDK), never queued
 
 
 def build_sampler(name: str, ratio: float) -> Sampler:
@@ -60,8 +71,14 @@ class Tracing:
             resource=Resource(attributes),
             sampler=build_sampler(settings.otel_traces_sampler, settings.otel_traces_sampler_arg),
         )
-        exporter = OTLPSpanExporter(endpoint=endpoint, timeout=EXPORT_TIMEOUT_S)
-        self.provider.add_span_processor(BatchSpanProcessor(exporter))
+        self.provider.add_span_processor(
+            BatchSpanProcessor(
+                _DeferredOtlpExporter(endpoint),
+                max_queue_size=EXPORT_QUEUE_SPANS,
+                schedule_delay_millis=EXPORT_INTERVAL_MS,
+                max_export_batch_size=EXPORT_BATCH_SPANS,
+            )
+        )
         self.tracer = self.provider.get_tracer("pleno", service_version)
 
     def start_server_span(self, method: str, path: str, headers: Mapping[str, str]) -> Span:
@@ -88,3 +105,37 @@ class Tracing:
     def shutdown(self) -> None:
         """Flush what is buffered and stop exporting; called after the drain."""
         self.provider.shutdown()
+
+
+class _DeferredOtlpExporter(SpanExporter):
+    """The OTLP/HTTP exporter, imported by the export thread on its first batch.
+
+    Importing it (protobuf, the generated OTLP messages, requests) takes about a tenth of a
+    second; done here, it is off the start-to-ready path, and a process that never exports
+    never pays it.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self._endpoint = endpoint
+        self._exporter: SpanExporter | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> SpanExporter:
+        with self._lock:
+            if self._exporter is None:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+                    OTLPSpanExporter,
+                )
+
+                self._exporter = OTLPSpanExporter(endpoint=self._endpoint, timeout=EXPORT_TIMEOUT_S)
+            return self._exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._get().export(spans)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._exporter is None or self._exporter.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        if self._exporter is not None:
+            self._exporter.shutdown()
