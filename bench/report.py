@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.machine import Machine
 from bench.model import (
@@ -44,6 +45,7 @@ class Run:
     starts: list[StartResult]
     commands: list[tuple[str, str]]  # (what, shell line)
     notes: list[str] = field(default_factory=list)
+    attribution: list[dict[str, Any]] = field(default_factory=list)  # bench.attribution rows
 
     def result(self, key: str) -> VariantResult | None:
         return next((r for r in self.results if r.variant.key == key), None)
@@ -149,6 +151,7 @@ def render(run: Run) -> str:
         "",
         _budget_summary(budgets),
         "",
+        *_attribution(run),
         "## Start to ready",
         "",
         "Time from spawning the process to its first 200 from `/ready`, polled every 10 ms. "
@@ -191,6 +194,32 @@ def render(run: Run) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _attribution(run: Run) -> list[str]:
+    if not run.attribution:
+        return []
+    by_key = {row["key"]: row for row in run.attribution}
+    lines = [
+        "## Where the time goes",
+        "",
+        "CPU time per `GET /version`, measured in-process by bench/attribution.py: the ASGI apps "
+        "are called directly (no socket, no uvicorn, no HTTP parsing, which are the same for "
+        "every app), and the process's CPU time is read, span export included. Each row changes "
+        "one thing from the row named in the last column, so the difference is that thing's "
+        "cost. Median over rounds, one process, apps interleaved.",
+        "",
+        "| Configuration | CPU µs per request | Spread | Difference | From |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in run.attribution:
+        base = by_key.get(row["compare_to"] or "")
+        difference = f"{row['cpu_us'] - base['cpu_us']:+.1f} µs" if base else "-"
+        lines.append(
+            f"| {row['label'].strip()} | {row['cpu_us']:.1f} | {row['spread_us']:.1f} "
+            f"| {difference} | {base['label'] if base else '-'} |"
+        )
+    return [*lines, ""]
 
 
 def failed_budgets(run: Run) -> list[Budget]:

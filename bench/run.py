@@ -186,6 +186,29 @@ def run_rounds(ctx: Context) -> list[VariantResult]:
     return results
 
 
+def run_attribution(ctx: Context, notes: list[str]) -> list[dict[str, object]]:
+    """bench/attribution.py in a process of its own, on the server core."""
+    out = ctx.workdir / "attribution.json"
+    argv = [sys.executable, "-m", "bench.attribution", "--sink-port", str(ctx.sink_port)]
+    with (ctx.workdir / "attribution.log").open("wb") as log:
+        done = subprocess.run(  # noqa: S603 - argv built here, no shell
+            pinned([*argv, "--out", str(out)], ctx.config.server_cpu),
+            env=clean_environment(OUT / "pycache"),
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    if done.returncode != 0:
+        notes.append(f"The attribution run failed: {done.stderr[-500:]}")
+        return []
+    _progress(f"[where the time goes]\n{done.stderr.strip()}")
+    rows: list[dict[str, object]] = json.loads(out.read_text())
+    return rows
+
+
 def run_starts(ctx: Context) -> list[StartResult]:
     starts = [StartResult(v) for v in START_VARIANTS]
     for _ in range(ctx.config.starts):
@@ -315,6 +338,7 @@ def main() -> int:
                 notes.append(problem)
             results = run_rounds(ctx)
             starts = run_starts(ctx)
+            attribution = run_attribution(ctx, notes)
             sink_totals = get_json(sink_port, "/stats")
     if sink_totals.get("bad_requests"):
         notes.append(f"The OTLP sink rejected {sink_totals['bad_requests']} malformed exports.")
@@ -330,6 +354,7 @@ def main() -> int:
         starts=starts,
         commands=commands(ctx),
         notes=notes,
+        attribution=attribution,
     )
     report = render(run)
     sys.stdout.write(report)

@@ -32,6 +32,9 @@ TEXT_ACCESS_LINE = re.compile(
 def capture() -> Iterator[tuple[io.StringIO, logging.Handler]]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
+    # aiosqlite's worker thread logs at DEBUG whenever it likes, possibly before a test has set
+    # its formatter; those lines are not what these tests read.
+    handler.addFilter(lambda record: not record.name.startswith("aiosqlite"))
     root = logging.getLogger()
     previous_level = root.level
     root.addHandler(handler)

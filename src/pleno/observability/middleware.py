@@ -176,7 +176,6 @@ class TelemetryMiddleware:
                 user_agent=headers.get("user-agent"),
             )
             record = AccessLogRecord(
-                ACCESS_LOGGER,
                 level,
                 access,
                 request_id=request_id,
