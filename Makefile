@@ -32,7 +32,7 @@ run: $(STAMP) ## Serve on http://127.0.0.1:8000 with the embedded SQLite databas
 	$(BIN)/pleno serve
 
 .PHONY: test
-test: $(STAMP) ## Run the whole suite (unit, integration, deploy) with coverage
+test: $(STAMP) $(CHECKOV) ## Run the whole suite (unit, integration, deploy) with coverage
 	$(BIN)/coverage erase
 	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 
@@ -42,9 +42,9 @@ test-unit: $(STAMP) ## Run only the fast, hermetic unit tier
 
 .PHONY: lint
 lint: $(STAMP) $(CHECKOV) ## ruff, mypy --strict, and hadolint + checkov on the Dockerfile
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy src tests bench
+	$(BIN)/ruff check src tests bench loadtest
+	$(BIN)/ruff format --check src tests bench loadtest
+	$(BIN)/mypy src tests bench loadtest
 	$(BIN)/hadolint --failure-threshold warning Dockerfile
 	$(CHECKOV) --framework dockerfile --file Dockerfile --quiet --compact --skip-download
 
@@ -54,8 +54,8 @@ $(CHECKOV):
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and autofix the code
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench loadtest
+	$(BIN)/ruff check --fix src tests bench loadtest
 
 .PHONY: lock
 lock: $(STAMP) ## Re-pin requirements*.lock from pyproject.toml
@@ -91,3 +91,29 @@ image: $(STAMP) ## Build the container image (podman or docker), stamped with ve
 		--build-arg COMMIT=$$(git rev-parse --short HEAD) \
 		--build-arg BUILD_DATE=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
 		--tag $(IMAGE) .
+
+# Load testing (docs/loadtest.md). Knobs: LOAD_HOST= (empty: start a local pleno for the run)
+# LOAD_USERS LOAD_SPAWN_RATE LOAD_RUN_TIME; the run fails (exit 1) when the error ratio is above
+# LOAD_MAX_ERROR_RATIO or the p95 latency above LOAD_MAX_P95_MS (checked by loadtest/locustfile.py).
+# The task mix and /work's cost: LOAD_MIX=list=4,get=8,... LOAD_WORK_CPU_MS=50 (see the locustfile).
+LOAD_HOST ?=
+LOAD_USERS ?= 10
+LOAD_SPAWN_RATE ?= 2
+LOAD_RUN_TIME ?= 30s
+LOAD_MAX_ERROR_RATIO ?= 0.01
+LOAD_MAX_P95_MS ?= 500
+.PHONY: load
+load: $(STAMP) ## Locust headless vs LOAD_HOST or a local pleno; report in var/loadtest/, fails on thresholds
+	LOAD_MAX_ERROR_RATIO=$(LOAD_MAX_ERROR_RATIO) LOAD_MAX_P95_MS=$(LOAD_MAX_P95_MS) \
+		$(BIN)/python -m loadtest.run --host '$(LOAD_HOST)' --users $(LOAD_USERS) \
+		--spawn-rate $(LOAD_SPAWN_RATE) --run-time $(LOAD_RUN_TIME)
+
+CAPACITY_DURATION ?= 20
+CAPACITY_USERS ?= 8
+.PHONY: capacity
+capacity: $(STAMP) ## Measure CPU per request locally; write docs/capacity.md + .png (HPA replicas per req/s)
+	$(BIN)/python -m loadtest.capacity --duration $(CAPACITY_DURATION) --users $(CAPACITY_USERS)
+
+.PHONY: hpa-demo
+hpa-demo: $(STAMP) ## On minikube: in-cluster load, sample the HPA every 15 s, chart in var/hpa-demo/
+	scripts/hpa-demo.sh
