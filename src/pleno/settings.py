@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     build_date: str = "unknown"
     pod_name: str | None = None  # downward API in Kubernetes; falls back to the hostname
     pod_namespace: str | None = None
+    node_name: str | None = None  # downward API; names the node in trace resources
 
     # Server
     host: str = "127.0.0.1"

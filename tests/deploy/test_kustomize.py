@@ -49,6 +49,11 @@ REQUIRED_CASES = {
     "deploy/k8s/components/network-policies",
     "deploy/k8s/components/metrics-server",
     "deploy/k8s/components/migration",
+    "deploy/k8s/components/loadtest",
+    "deploy/k8s/stacks/monitoring",
+    "deploy/k8s/stacks/logging",
+    "deploy/k8s/stacks/tracing",
+    "loadtest",
     "deploy/argocd",
     "deploy/argocd/apps",
 }
@@ -160,7 +165,7 @@ def test_discovery_finds_every_known_kustomization() -> None:
 
 def test_components_are_discovered_as_components() -> None:
     kinds = {case.id: case.component for case in CASES}
-    for name in ("postgres", "network-policies", "metrics-server", "migration"):
+    for name in ("postgres", "network-policies", "metrics-server", "migration", "loadtest"):
         assert kinds[f"deploy/k8s/components/{name}"], name
     assert not kinds["deploy/k8s/base"]
 

@@ -144,6 +144,7 @@ def _assert_resource(span: Span, service: str, pod: str, namespace: str) -> None
     assert span.resource["service.version"] == __version__, span
     assert span.resource["k8s.pod.name"] == pod, span
     assert span.resource["k8s.namespace.name"] == namespace, span
+    assert span.resource["k8s.node.name"] == "node-a", span
 
 
 def _assert_access_line(line: dict[str, Any], span: Span, route: str, request_id: str) -> None:
@@ -175,6 +176,7 @@ def test_one_trace_spans_frontend_backend_and_database(
         PLENO_SERVICE_NAME="backend",
         PLENO_POD_NAME="backend-0",
         PLENO_POD_NAMESPACE="pleno-it",
+        PLENO_NODE_NAME="node-a",
         PLENO_DATABASE_URL=database_url,
         PLENO_MIGRATE_ON_START="true",
         **_traced_env(receiver),
@@ -183,6 +185,7 @@ def test_one_trace_spans_frontend_backend_and_database(
         PLENO_SERVICE_NAME="frontend",
         PLENO_POD_NAME="frontend-0",
         PLENO_POD_NAMESPACE="pleno-it",
+        PLENO_NODE_NAME="node-a",
         PLENO_DATABASE_URL=f"sqlite:///{tmp_path}/frontend.db",
         PLENO_DOWNSTREAM_URLS=backend.url + ITEMS,
         **_traced_env(receiver),

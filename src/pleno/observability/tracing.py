@@ -67,6 +67,8 @@ class Tracing:
             attributes["k8s.pod.name"] = settings.pod_name
         if settings.pod_namespace:
             attributes["k8s.namespace.name"] = settings.pod_namespace
+        if settings.node_name:
+            attributes["k8s.node.name"] = settings.node_name
         self.provider = TracerProvider(
             resource=Resource(attributes),
             sampler=build_sampler(settings.otel_traces_sampler, settings.otel_traces_sampler_arg),
