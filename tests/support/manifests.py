@@ -73,4 +73,6 @@ def pod_spec(workload: Manifest) -> Manifest:
 
 def container_env(container: Manifest) -> dict[str, Any]:
     """A container's `env` as name -> value (or -> valueFrom, for references)."""
-    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container.get("env", [])}
+    return {
+        item["name"]: item.get("value", item.get("valueFrom")) for item in container.get("env", [])
+    }
