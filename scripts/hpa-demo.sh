@@ -7,9 +7,10 @@
 #   kubectl apply -k deploy/k8s/overlays/minikube
 # has been applied. docs/loadtest.md#hpa-demo has the steps and the expected timeline.
 #
-# Knobs (environment): NAMESPACE=pleno INTERVAL=15 LOAD_SECONDS=330 SCALE_DOWN_TIMEOUT=900
+# Knobs (environment): NAMESPACE=pleno INTERVAL=15 LOAD_SECONDS=(LOCUST_RUN_TIME + 30)
+#   SCALE_DOWN_TIMEOUT=900
 #   OUT=var/hpa-demo PYTHON=.venv/bin/python KUBECTL=kubectl
-# The load's users and spawn rate are set in one place: loadtest/kustomization.yaml.
+# The load's users, spawn rate and run time are set in one place: loadtest/kustomization.yaml.
 set -euo pipefail
 
 # No dirname: the failure path is tested with an empty PATH, so only builtins run before the
@@ -20,7 +21,6 @@ cd "$script_dir/.."
 
 NAMESPACE=${NAMESPACE:-pleno}
 INTERVAL=${INTERVAL:-15}
-LOAD_SECONDS=${LOAD_SECONDS:-330}  # LOCUST_RUN_TIME (5m) + ramp-up; the Job stops by itself too
 SCALE_DOWN_TIMEOUT=${SCALE_DOWN_TIMEOUT:-900}
 OUT=${OUT:-var/hpa-demo}
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -49,6 +49,12 @@ k -n "$NAMESPACE" get deployment/pleno hpa/pleno >/dev/null 2>&1 ||
     die "deployment/pleno or hpa/pleno not found in namespace $NAMESPACE: kubectl apply -k deploy/k8s/overlays/minikube"
 [[ -x $PYTHON ]] || die "$PYTHON not found (needed to render the chart): make venv"
 
+# The load phase's length comes from LOCUST_RUN_TIME in loadtest/kustomization.yaml (plus time
+# for the pod to start), so the run time is written once; the Job stops by itself too.
+if [[ -z ${LOAD_SECONDS:-} ]]; then
+    LOAD_SECONDS=$("$PYTHON" -m loadtest.run_time) || die "cannot read LOCUST_RUN_TIME from loadtest/kustomization.yaml"
+fi
+
 mkdir -p "$OUT/kustomize"
 csv=$OUT/samples.csv
 png=$OUT/hpa-demo.png
@@ -59,7 +65,7 @@ apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 namespace: $NAMESPACE
 components:
-  - $(realpath --relative-to="$OUT/kustomize" deploy/k8s/components/loadtest)
+  - $("$PYTHON" -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' deploy/k8s/components/loadtest "$OUT/kustomize")
 EOF
 
 echo "elapsed_s,phase,current_replicas,desired_replicas,cpu_percent,ready_replicas,pods_cpu_m" >"$csv"

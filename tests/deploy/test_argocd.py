@@ -124,6 +124,21 @@ def test_sync_is_automated_and_creates_the_namespace(name: str) -> None:
     assert "CreateNamespace=true" in policy["syncOptions"]
 
 
+@pytest.mark.parametrize("name", sorted(EXPECTED_APPS))
+def test_deleting_the_application_keeps_the_namespace(name: str) -> None:
+    """The Application's finalizer deletes what it deployed; a namespace going with it would take
+    the external Secrets and the PersistentVolumeClaims (the data) that Git does not hold."""
+    app = one(children(), "Application", name)
+    assert "resources-finalizer.argocd.argoproj.io" in app["metadata"].get("finalizers", [])
+    namespaces = list(select(render(ROOT / app["spec"]["source"]["path"]), "Namespace"))
+    assert namespaces, f"{name}: its render brings no Namespace"
+    for namespace in namespaces:
+        options = (
+            namespace["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-options", "")
+        )
+        assert "Delete=false" in options.split(","), namespace["metadata"]["name"]
+
+
 def test_root_sync_is_automated() -> None:
     root = one(bootstrap(), "Application", "pleno-root")
     assert root["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}

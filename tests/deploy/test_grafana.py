@@ -217,3 +217,36 @@ def test_kubernetes_mounts_the_repository_files_where_grafana_reads_them() -> No
     env = container_env(container)
     assert env["JAEGER_URL"] == "http://jaeger.tracing.svc.cluster.local:16686"
     assert env["ELASTICSEARCH_URL"] == "http://elasticsearch.logging.svc.cluster.local:9200"
+
+
+def _admits(peer: dict[str, Any], policy_namespace: str, namespace: str) -> bool:
+    """Whether a NetworkPolicy peer admits some pod of `namespace` (any pod labels)."""
+    if "namespaceSelector" in peer:
+        labels = {"kubernetes.io/metadata.name": namespace}
+        wanted = peer["namespaceSelector"].get("matchLabels", {})
+        assert not peer["namespaceSelector"].get("matchExpressions"), "extend this helper"
+        return all(labels.get(k) == v for k, v in wanted.items())
+    return namespace == policy_namespace
+
+
+def test_grafana_is_reachable_from_its_namespace_and_the_ingress_controller_only() -> None:
+    """Anonymous viewers can query every datasource in Explore: no namespace-wide open door."""
+    docs = render(K8S / "stacks" / "monitoring")
+    policy = one(docs, "NetworkPolicy", "grafana")
+    namespace = policy["metadata"]["namespace"]
+    assert namespace == "monitoring"
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "grafana"
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+
+    def reachable(source: str) -> bool:
+        return any(
+            _admits(peer, namespace, source)
+            and any(p["port"] == 3000 for p in rule.get("ports", []))
+            for rule in policy["spec"]["ingress"]
+            for peer in rule.get("from") or [{"namespaceSelector": {}}]
+        )
+
+    assert reachable("monitoring")
+    assert reachable("ingress-nginx")
+    for other in ("pleno", "logging", "tracing", "default", "kube-system"):
+        assert not reachable(other), other

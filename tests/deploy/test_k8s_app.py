@@ -296,6 +296,46 @@ def test_every_container_is_restricted_and_sized(name: str) -> None:
         assert TMP in mounts, f"{where}: a read-only root needs an emptyDir at {TMP}"
 
 
+# The uid the official postgres image's /etc/passwd names ("postgres"); any other uid has no
+# passwd entry, and libpq then cannot find a default user name.
+POSTGRES_IMAGE_UID = 999
+
+
+def pg_isready_probes(container: Manifest) -> list[list[str]]:
+    commands = []
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        command = container.get(probe, {}).get("exec", {}).get("command", [])
+        if command and command[0].rsplit("/", 1)[-1] == "pg_isready":
+            commands.append([str(part) for part in command])
+    return commands
+
+
+def test_pg_isready_probes_name_a_user() -> None:
+    """pg_isready under a uid without a passwd entry answers "no attempt" (exit 3) unless PGUSER
+    or -U names the user; exec probes get the container's env, so PGUSER there is enough."""
+    docs = rendered("minikube")
+    probed = 0
+    for workload, _, _ in pod_templates(docs):
+        spec = pod_spec(workload)
+        for container in spec["containers"]:
+            commands = pg_isready_probes(container)
+            if not commands:
+                continue
+            user = container.get("securityContext", {}).get(
+                "runAsUser", spec.get("securityContext", {}).get("runAsUser")
+            )
+            if user == POSTGRES_IMAGE_UID:
+                continue
+            env = {item["name"] for item in container.get("env", [])}
+            for command in commands:
+                probed += 1
+                named = "PGUSER" in env or any(
+                    part == "-U" or part.startswith(("--username", "-U")) for part in command
+                )
+                assert named, f"{workload['metadata']['name']}: {command} runs as uid {user}"
+    assert probed == 3, "expected the postgres StatefulSet's three pg_isready probes"
+
+
 @pytest.mark.parametrize("name", OVERLAYS)
 def test_no_latest_or_untagged_images(name: str) -> None:
     for workload, _, _ in pod_templates(rendered(name)):
@@ -551,6 +591,84 @@ def test_sync_waves_order_database_migration_app(name: str) -> None:
     for database in select(docs, "StatefulSet", "postgres"):
         assert wave(database) < wave(job)
     assert wave(job) < wave(deployment(docs))
+    # ArgoCD waits for each wave to be healthy before the next: a workload whose ConfigMap or
+    # Secret sits in a later wave never starts, and the sync deadlocks.
+    generated = {
+        (doc["kind"], doc["metadata"]["name"]): doc for doc in docs if doc["kind"] in CONFIG_KINDS
+    }
+    checked = 0
+    for workload, _, _ in pod_templates(docs):
+        for kind, ref in config_references(pod_spec(workload)):
+            source = generated.get((kind, ref))
+            if source is None:
+                continue  # created outside the render (production's external pleno-secrets)
+            checked += 1
+            assert wave(source) <= wave(workload), (
+                f"{kind} {ref} (wave {wave(source)}) syncs after "
+                f"{workload['kind']} {workload['metadata']['name']} (wave {wave(workload)})"
+            )
+    assert checked >= 2, "no rendered ConfigMap or Secret referenced: the check saw nothing"
+
+
+CONFIG_KINDS = ("ConfigMap", "Secret")
+
+
+def config_references(spec: Manifest) -> set[tuple[str, str]]:
+    """(kind, name) of every ConfigMap and Secret a pod spec reads: env valueFrom, envFrom,
+    volumes (plain and projected)."""
+    found: set[tuple[str, str]] = set()
+    for container in spec.get("initContainers", []) + spec["containers"]:
+        for item in container.get("env", []):
+            source = item.get("valueFrom", {})
+            if "configMapKeyRef" in source:
+                found.add(("ConfigMap", source["configMapKeyRef"]["name"]))
+            if "secretKeyRef" in source:
+                found.add(("Secret", source["secretKeyRef"]["name"]))
+        for source in container.get("envFrom", []):
+            if "configMapRef" in source:
+                found.add(("ConfigMap", source["configMapRef"]["name"]))
+            if "secretRef" in source:
+                found.add(("Secret", source["secretRef"]["name"]))
+    for volume in spec.get("volumes", []):
+        sources = [volume, *volume.get("projected", {}).get("sources", [])]
+        for source in sources:
+            if "configMap" in source:
+                found.add(("ConfigMap", source["configMap"]["name"]))
+            if "secret" in source:
+                secret = source["secret"]
+                found.add(("Secret", secret.get("secretName", secret.get("name"))))
+    return found
+
+
+def test_config_references_sees_every_kind_of_reference() -> None:
+    spec: Manifest = {
+        "initContainers": [{"envFrom": [{"secretRef": {"name": "s1"}}]}],
+        "containers": [
+            {
+                "env": [
+                    {"name": "A", "valueFrom": {"configMapKeyRef": {"name": "c1", "key": "k"}}},
+                    {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s2", "key": "k"}}},
+                    {"name": "C", "value": "plain"},
+                ],
+                "envFrom": [{"configMapRef": {"name": "c2"}}],
+            }
+        ],
+        "volumes": [
+            {"name": "v1", "configMap": {"name": "c3"}},
+            {"name": "v2", "secret": {"secretName": "s3"}},
+            {"name": "v3", "projected": {"sources": [{"configMap": {"name": "c4"}}]}},
+            {"name": "v4", "emptyDir": {}},
+        ],
+    }
+    assert config_references(spec) == {
+        ("ConfigMap", "c1"),
+        ("ConfigMap", "c2"),
+        ("ConfigMap", "c3"),
+        ("ConfigMap", "c4"),
+        ("Secret", "s1"),
+        ("Secret", "s2"),
+        ("Secret", "s3"),
+    }
 
 
 # --- metrics-server component -------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from loadtest import run_time as run_time_module
 
 from tests.support.manifests import BASE, K8S, ROOT, Manifest, one, pod_spec, render, select
 
@@ -190,3 +191,47 @@ def test_hpa_demo_applies_the_component_alone(tmp_path: Path) -> None:
     (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
     kinds = sorted(d["kind"] for d in render(tmp_path))
     assert kinds == ["ConfigMap", "ConfigMap", "Job", "NetworkPolicy"]
+
+
+def test_hpa_demo_load_phase_follows_the_configured_run_time(docs: list[Manifest]) -> None:
+    """scripts/hpa-demo.sh takes its load phase from loadtest.run_time, which reads the same
+    LOCUST_RUN_TIME the Job's rendered ConfigMap carries; no second copy of the number."""
+    run_time = settings_configmap(docs)["data"]["LOCUST_RUN_TIME"]
+    assert run_time_module.configured_run_time() == run_time
+    expected = run_time_module.parse_run_time(run_time) + run_time_module.START_MARGIN_SECONDS
+    assert run_time_module.load_seconds() == expected
+    script = (ROOT / "scripts" / "hpa-demo.sh").read_text()
+    assert '"$PYTHON" -m loadtest.run_time' in script
+    assert not re.search(r"LOAD_SECONDS:-\d", script), "a hard-coded default is back"
+    assert "realpath" not in script, "GNU-only realpath --relative-to"
+    # The Job's deadline leaves room for the run.
+    assert one(docs, "Job", "loadtest")["spec"]["activeDeadlineSeconds"] > expected
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("300", 300), ("300s", 300), ("5m", 300), ("1h30m", 5400), ("1h2m3s", 3723)],
+)
+def test_parse_run_time(text: str, seconds: int) -> None:
+    assert run_time_module.parse_run_time(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5x", "m", "1.5m"])
+def test_parse_run_time_rejects_other_text(text: str) -> None:
+    with pytest.raises(ValueError, match="not a Locust run time"):
+        run_time_module.parse_run_time(text)
+
+
+def test_configured_run_time_reads_the_settings_generator(tmp_path: Path) -> None:
+    kustomization = tmp_path / "kustomization.yaml"
+    kustomization.write_text(
+        yaml.safe_dump(
+            {
+                "configMapGenerator": [
+                    {"name": "other", "literals": ["LOCUST_RUN_TIME=1s"]},
+                    {"name": "loadtest-settings", "literals": ["LOCUST_RUN_TIME=2m"]},
+                ]
+            }
+        )
+    )
+    assert run_time_module.load_seconds(kustomization) == 120 + 30

@@ -620,6 +620,34 @@ def test_jvm_heaps_are_fixed_and_at_most_half_the_memory_limit(stack: list[Manif
     assert statefulset["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]
 
 
+ES_CONFIG = "/usr/share/elasticsearch/config"
+
+
+def test_elasticsearch_gets_a_writable_copy_of_its_config(stack: list[Manifest]) -> None:
+    """Elasticsearch 8 writes config/elasticsearch.keystore at start: under a read-only root the
+    config directory must be an emptyDir that an init container filled from the same image."""
+    spec = pod_spec(one(stack, "StatefulSet", "elasticsearch"))
+    (server,) = spec["containers"]
+    assert server["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mount = next(m for m in server["volumeMounts"] if m["mountPath"] == ES_CONFIG)
+    assert "emptyDir" in volumes[mount["name"]]
+    assert not mount.get("readOnly", False)
+    (init,) = spec["initContainers"]
+    assert init["image"] == server["image"], "the copy must be of the same release's config"
+    target = next(m for m in init["volumeMounts"] if m["name"] == mount["name"])
+    script = " ".join(init.get("command", []) + init.get("args", []))
+    # Copies the image's directory (contents, hidden files included) into the shared volume.
+    assert re.search(
+        rf"\bcp -R {re.escape(ES_CONFIG)}/\. {re.escape(target['mountPath'])}/?", script
+    )
+    assert target["mountPath"] != ES_CONFIG, "mounting over the source would copy nothing"
+    security = init["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+
+
 def test_every_workload_but_filebeat_meets_the_restricted_profile(stack: list[Manifest]) -> None:
     names = set()
     for workload in workloads(stack):

@@ -102,7 +102,7 @@ def recorder() -> Iterator[Callable[[Callable[[Request], Answer]], Recorder]]:
 def run(script: Path, variable: str, url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["sh", str(script)],
-        env={"PATH": "/usr/bin:/bin", variable: url},
+        env={"PATH": "/usr/bin:/bin", variable: url, "WAIT_SECONDS": "0.1"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -189,3 +189,41 @@ def test_kibana_import_fails_when_any_object_fails(
     server = recorder(kibana(success=False))
     done = run(KIBANA_DIR / "import.sh", "KIBANA_URL", server.url)
     assert done.returncode != 0
+
+
+def kibana_status(overall: str) -> bytes:
+    """Kibana 8's /api/status shape, pretty-printed: the services and plugins have levels too."""
+    body = {
+        "name": "kibana",
+        "status": {
+            "overall": {"level": overall, "summary": f"Kibana is {overall}"},
+            "core": {
+                "elasticsearch": {"level": "available", "summary": "Elasticsearch is available"},
+                "savedObjects": {"level": "available", "summary": "SavedObjects service is ok"},
+            },
+            "plugins": {"data": {"level": "available", "summary": "All dependencies available"}},
+        },
+    }
+    return json.dumps(body, indent=2).encode()
+
+
+def test_kibana_import_waits_for_the_overall_status(
+    recorder: Callable[[Callable[[Request], Answer]], Recorder],
+) -> None:
+    """Sub-services answer "available" while Kibana as a whole is still degraded: no import
+    until the overall level is available (whatever the JSON's whitespace)."""
+    overall = iter(["degraded", "degraded", "available"])
+
+    def respond(request: Request) -> Answer:
+        if request.method == "GET" and request.path == "/api/status":
+            return 200, kibana_status(next(overall, "available"))
+        return 200, b'{"success":true,"successCount":7,"errors":[]}'
+
+    server = recorder(respond)
+    done = run(KIBANA_DIR / "import.sh", "KIBANA_URL", server.url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = [(r.method, r.path) for r in server.requests]
+    assert calls == [("GET", "/api/status")] * 3 + [
+        ("POST", "/api/saved_objects/_import?overwrite=true")
+    ]
+    assert done.stdout.count("waiting for") == 2

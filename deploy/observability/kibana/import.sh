@@ -5,10 +5,16 @@
 set -eu
 KIBANA="${KIBANA_URL:-http://kibana:5601}"
 DIR="$(dirname "$0")"
+WAIT_SECONDS="${WAIT_SECONDS:-5}"
 
-until curl -fsS "$KIBANA/api/status" | grep -q '"level":"available"'; do
+# Kibana 8's /api/status: {"status":{"overall":{"level":"available",...},"core":{...},
+# "plugins":{...}}}. Every core service and plugin has its own "level", so only the one inside
+# "overall" says Kibana as a whole is available. The image has neither jq nor python: strip the
+# whitespace, then match "level" within the overall object (no nested object before it).
+until curl -fsS "$KIBANA/api/status" | tr -d ' \t\r\n' \
+  | grep -q '"overall":{[^{}]*"level":"available"'; do
   echo "waiting for $KIBANA"
-  sleep 5
+  sleep "$WAIT_SECONDS"
 done
 
 answer="$(curl -fsS -X POST "$KIBANA/api/saved_objects/_import?overwrite=true" \
