@@ -390,9 +390,10 @@ def render_markdown(
         f"- Server idle CPU, subtracted from every run: "
         f"{float(info['idle_rate']) * 1000:.2f} ms/s.",
         "- CPU time is user + system time of the server process, all threads, read from "
-        "`/proc/<pid>/stat`. Unlike latency or throughput, it hardly changes when other processes "
-        "compete for the cores, so the figures below transfer to a pod; the throughput column "
-        "does not (it is what this busy machine achieved).",
+        "`/proc/<pid>/stat`. It depends far less on other processes than latency or throughput "
+        "do, but it is not immune: caches and SMT siblings shared with a busy neighbour "
+        "inflate it (a run under a load average of 6 measured up to 1.8x these values). Measure "
+        "on a quiet machine; the throughput column is only what this machine achieved.",
         "",
         "## CPU per request",
         "",
