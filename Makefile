@@ -117,3 +117,13 @@ capacity: $(STAMP) ## Measure CPU per request locally; write docs/capacity.md + 
 .PHONY: hpa-demo
 hpa-demo: $(STAMP) ## On minikube: in-cluster load, sample the HPA every 15 s, chart in var/hpa-demo/
 	scripts/hpa-demo.sh
+
+# The laptop stack (README "Tracing and the laptop stack"); needs Docker with the compose plugin.
+COMPOSE_STACK := -f compose.yaml -f compose.observability.yaml
+.PHONY: up stack down
+up: ## Docker Compose: the service (frontend + backend) and PostgreSQL
+	docker compose up -d
+stack: ## Docker Compose: the service plus the whole observability stack
+	docker compose $(COMPOSE_STACK) up -d
+down: ## Stop the compose stack and drop its volumes
+	docker compose $(COMPOSE_STACK) down -v

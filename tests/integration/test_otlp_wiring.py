@@ -48,7 +48,7 @@ COMPOSE_FILES = (ROOT / "compose.yaml", ROOT / "compose.observability.yaml")
 COLLECTOR_CONFIG = ROOT / "deploy" / "observability" / "otel-collector" / "config.yaml"
 COLLECTOR_HOST_K8S = "otel-collector.tracing.svc.cluster.local"
 COLLECTOR_HOST_COMPOSE = "otel-collector"
-EXPORT_TIMEOUT = 20.0  # the rendered env keeps the SDK's default 5 s batch delay
+EXPORT_TIMEOUT = 20.0  # spans leave within 0.5 s (pleno.observability.tracing); rotel forwards
 
 
 # --- where the deployed env comes from ---------------------------------------------------------
