@@ -155,6 +155,42 @@ def test_resources_match_the_finops_sizing(name: str) -> None:
         assert value in finops, f"docs/finops.md does not justify {value}"
 
 
+def _quantity(value: str) -> float:
+    """A CPU (cores) or memory (GiB) quantity, for the units the manifests use."""
+    units = {"m": 1e-3, "Mi": 1 / 1024, "Gi": 1.0}
+    for suffix, scale in units.items():
+        if value.endswith(suffix):
+            return float(value[: -len(suffix)]) * scale
+    return float(value)
+
+
+def test_finops_cost_table_follows_the_manifests() -> None:
+    """Every cost row is recomputed from the rendered requests, HPA bounds and stated prices."""
+    finops = (ROOT / "docs" / "finops.md").read_text()
+    cpu_price = float(re.search(r"\$([\d.]+) per vCPU-hour", finops)[1])  # type: ignore[index]
+    gib_price = float(re.search(r"\$([\d.]+) per GiB-hour", finops)[1])  # type: ignore[index]
+    hours = float(re.search(r"A month is (\d+) hours", finops)[1])  # type: ignore[index]
+    requests = app_container(rendered("base"))["resources"]["requests"]
+    cpu, gib = _quantity(requests["cpu"]), _quantity(requests["memory"])
+    base_hpa = one(rendered("base"), "HorizontalPodAutoscaler")["spec"]
+    production_hpa = one(rendered("production"), "HorizontalPodAutoscaler")["spec"]
+    rows = {
+        "One Pleno pod": 1,
+        "**2 replicas**": base_hpa["minReplicas"],
+        "**5 replicas**": base_hpa["maxReplicas"],
+        "8 replicas": production_hpa["maxReplicas"],
+    }
+    for label, replicas in rows.items():
+        line = next(row for row in finops.splitlines() if row.startswith(f"| {label}"))
+        cells = [cell.strip().strip("*") for cell in line.strip("|").split("|")]
+        assert f"{replicas} replicas" in label or label == "One Pleno pod", (label, replicas)
+        per_hour = replicas * (cpu * cpu_price + gib * gib_price)
+        assert float(cells[1]) == pytest.approx(replicas * cpu), line
+        assert float(cells[2]) == pytest.approx(replicas * gib), line
+        assert float(cells[3]) == pytest.approx(per_hour, abs=1e-6), line
+        assert float(cells[4]) == pytest.approx(per_hour * hours, abs=0.006), line
+
+
 @pytest.mark.parametrize("name", APP_RENDERS)
 def test_service_account_is_its_own_without_token(name: str) -> None:
     docs = rendered(name)
