@@ -75,8 +75,9 @@ class AccessLogRecord(logging.LogRecord):
     """The access line's record, built without ``Logger.makeRecord``.
 
     One is made per request, so its cost is per-request overhead: ``LogRecord.__init__``
-    derives file, module, thread and process names that no Pleno format prints (about a fifth
-    of the access line's cost, docs/benchmarks.md). The middleware already holds the request
+    derives file, module, thread and process names that no Pleno format prints, and with
+    ``Logger.log`` it was the largest single part of the access line's cost in a profile of
+    ``pleno serve`` under load. The middleware already holds the request
     and trace ids, so they ride on the record instead of being looked up again by the
     formatter. It is still a real record, sent through ``Logger.handle``: levels, filters and
     every handler (pytest's caplog included) see it like any other.

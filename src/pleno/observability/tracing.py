@@ -41,7 +41,7 @@ EXPORT_TIMEOUT_S = 5
 # each stall short; at 100% sampling the queue trips the batch size long before the timer.
 EXPORT_BATCH_SPANS = 64
 EXPORT_INTERVAL_MS = 500
-EXPORT_QUEUE_SPANS = 2048  # beyond this, spans are dropped (and counted by the SDK), never queued
+EXPORT_QUEUE_SPANS = 2048  # beyond this the SDK drops spans with a warning, rather than grow memory
 
 
 def build_sampler(name: str, ratio: float) -> Sampler:
