@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support.process import LoggedProcess
 
 pytestmark = pytest.mark.integration
 
@@ -24,19 +25,15 @@ def free_port() -> int:
         return port
 
 
-class ServerProcess:
+class ServerProcess(LoggedProcess):
     """One `python -m pleno serve` child process with its output captured to a file."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = int(env["PLENO_PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "pleno", "serve"],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        # SIGINT: the service's quick stop (no shutdown delay), as Ctrl-C in a terminal.
+        super().__init__(
+            [sys.executable, "-m", "pleno", "serve"], log_path, env=env, stop_signal=signal.SIGINT
         )
 
     def wait_ready(self, timeout: float = 15.0, path: str = "/ready") -> None:
@@ -57,21 +54,6 @@ class ServerProcess:
 
     def wait_exit(self, timeout: float) -> int:
         return self.process.wait(timeout=timeout)
-
-    @property
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 def server_env(tmp_path: Path, **settings: str) -> dict[str, str]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import importlib.util
 import secrets
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import yaml
 from tests.integration.conftest import ServerProcess, free_port
 from tests.support.manifests import K8S, ROOT, Manifest, container_env, one, pod_spec, render
 from tests.support.otlp_receiver import OtlpReceiver, Span
+from tests.support.process import LoggedProcess
 
 pytestmark = pytest.mark.integration
 
@@ -151,14 +151,12 @@ def _accepts(port: int) -> bool:
         return False
 
 
-class Rotel:
+class Rotel(LoggedProcess):
     """A foreground rotel agent: OTLP/HTTP in on `http_port`, OTLP/HTTP out to `sink`."""
 
     def __init__(self, binary: Path, http_port: int, sink: OtlpReceiver, workdir: Path) -> None:
         self.http_port = http_port
-        self.log_path = workdir / f"rotel-{http_port}.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
+        super().__init__(
             [
                 str(binary),
                 "start",
@@ -181,8 +179,7 @@ class Rotel:
                 "--log-file",
                 str(workdir / f"rotel-{http_port}.agent.log"),
             ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            workdir / f"rotel-{http_port}.log",
         )
 
     def wait_listening(self, timeout: float = 10.0) -> bool:
@@ -198,21 +195,6 @@ class Rotel:
                 return self.process.poll() is None
             time.sleep(0.05)
         raise AssertionError(f"rotel not listening after {timeout}s:\n{self.log}")
-
-    @property
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 @dataclass

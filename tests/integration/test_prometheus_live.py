@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +43,7 @@ from tests.deploy.test_prometheus import (
 )
 from tests.integration.conftest import ServerProcess, free_port
 from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.process import LoggedProcess
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,7 @@ def pod_target(name: str, ip: str, port: int, **extra: str) -> dict[str, Any]:
     return {"targets": [address], "labels": labels}
 
 
-class Prometheus:
+class Prometheus(LoggedProcess):
     def __init__(self, binary: str, workdir: Path, pleno_port: int) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -136,9 +136,7 @@ class Prometheus:
             ],
         }
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-        self.log_path = workdir / "prometheus.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
+        super().__init__(
             [
                 binary,
                 f"--config.file={workdir / 'prometheus.yml'}",
@@ -146,21 +144,20 @@ class Prometheus:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--enable-feature=exemplar-storage",
             ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            workdir / "prometheus.log",
         )
 
     def wait_ready(self, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log_path.read_text()
+            assert self.process.poll() is None, self.log
             try:
                 if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise AssertionError(f"Prometheus not ready:\n{self.log_path.read_text()}")
+        raise AssertionError(f"Prometheus not ready:\n{self.log}")
 
     def api(self, path: str, **params: str) -> Any:
         response = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
@@ -183,15 +180,6 @@ class Prometheus:
                 return result
             assert time.monotonic() < deadline, f"no data for {expr}"
             time.sleep(0.25)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
 
 
 @pytest.fixture
