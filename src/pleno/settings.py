@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     chain_max_depth: int = Field(default=5, ge=1)
 
     # Fault injection: applies to /api/* only
+    # /status/{code} and /delay/{seconds} count against the SLOs (a drill burns budget like a
+    # real failure), so on an exposed production service anyone could page the on-call with
+    # them: the production overlay turns them off.
+    chaos_endpoints_enabled: bool = True
     delay_max_seconds: float = Field(default=30.0, ge=0)
     chaos_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     chaos_latency_ms: int = Field(default=0, ge=0)

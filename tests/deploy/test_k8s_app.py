@@ -259,6 +259,8 @@ def test_configmap_is_accepted_by_the_real_settings(
     assert settings.otlp_traces_endpoint == (
         "http://otel-collector.tracing.svc.cluster.local:4318/v1/traces"
     )
+    # /status and /delay burn the SLOs: drills on minikube, never open to clients in production.
+    assert settings.chaos_endpoints_enabled is (name != "production")
 
 
 @pytest.mark.parametrize("name", OVERLAYS)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from pleno.chaos import FaultInjector
-from tests.conftest import AppClient
+from tests.conftest import AppClient, make_settings, start_client
 
 pytestmark = pytest.mark.anyio
 
@@ -103,3 +105,20 @@ def test_disabled_injector_injects_nothing() -> None:
     assert not injector.enabled
     assert {injector.next_fault() for _ in range(100)} == {injector.next_fault()}
     assert injector.next_fault().status is None
+
+
+@pytest.fixture
+async def no_chaos_endpoints_client(tmp_path: Path) -> AsyncIterator[AppClient]:
+    settings = make_settings(f"sqlite:///{tmp_path}/db.sqlite", chaos_endpoints_enabled=False)
+    async for client in start_client(settings):
+        yield client
+
+
+@pytest.mark.parametrize("path", ["/status/500", "/delay/0"])
+async def test_chaos_endpoints_can_be_turned_off(
+    no_chaos_endpoints_client: AppClient, path: str
+) -> None:
+    # Off, they do not exist: an unmatched 404, outside the API's SLO series.
+    response = await no_chaos_endpoints_client.get(path)
+    assert response.status_code == 404
+    assert (await no_chaos_endpoints_client.get("/api/v1/items")).status_code == 200

@@ -17,7 +17,10 @@ def install_routes(app: FastAPI) -> None:
     rarely used routes go last (none of their paths overlaps another route's pattern). Fault
     injection is a dependency of the API modules' routers, so it is part of their routes already.
     """
-    for module in (health, metrics, info, chaos, items, work, chain):
+    modules = [health, metrics, info, chaos, items, work, chain]
+    if not app.state.settings.chaos_endpoints_enabled:
+        modules.remove(chaos)
+    for module in modules:
         app.router.routes.extend(module.router.routes)
     rare = [route for route in app.router.routes if getattr(route, "path", None) in _RARELY_USED]
     for route in rare:
