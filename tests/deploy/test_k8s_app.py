@@ -846,7 +846,13 @@ def _port_matches(
 
 
 def allowed(
-    docs: list[Manifest], source: Endpoint, target: Endpoint, port: int, protocol: str = "TCP"
+    docs: list[Manifest],
+    source: Endpoint,
+    target: Endpoint,
+    port: int,
+    protocol: str = "TCP",
+    *,
+    managed: frozenset[str] = frozenset({"pleno"}),
 ) -> bool:
     """NetworkPolicy semantics: a direction is open unless a policy selects the pod for it, and
     then only if some rule of some selecting policy admits the peer and port."""
@@ -872,7 +878,8 @@ def allowed(
                     return True
         return False
 
-    managed = {"pleno"}  # only the app namespace's policies are in these renders
+    # `managed`: the namespaces whose policies are all in `docs` (the app's renders hold only
+    # pleno's); another namespace's side of a flow is taken as open.
     egress_ok = source.namespace not in managed or direction_open(source, "Egress", target)
     ingress_ok = target.namespace not in managed or direction_open(target, "Ingress", source)
     return egress_ok and ingress_ok
@@ -939,6 +946,65 @@ def test_production_network_flows() -> None:
     assert allowed(docs, PLENO, COLLECTOR, 4318)
     assert not allowed(docs, PLENO, MANAGED_DB, 22)
     assert not allowed(docs, PLENO, INTERNET, 5432)
+
+
+STACKS = ("monitoring", "logging", "tracing")
+
+
+def _workload_endpoints(docs: list[Manifest]) -> dict[str, Endpoint]:
+    """An Endpoint per workload of the render, with its real pod labels and named ports."""
+    endpoints = {}
+    for workload, labels, namespace in pod_templates(docs):
+        ports = {
+            port["name"]: port["containerPort"]
+            for container in pod_spec(workload)["containers"]
+            for port in container.get("ports", [])
+            if "name" in port
+        }
+        endpoints[workload["metadata"]["name"]] = Endpoint(namespace, labels, "10.244.1.9", ports)
+    return endpoints
+
+
+def test_whole_system_network_flows() -> None:
+    """Both ends of every cross-component flow, with the app and all three stacks deployed."""
+    docs = rendered("minikube") + [d for stack in STACKS for d in render(K8S / "stacks" / stack)]
+    managed = frozenset({"pleno", *STACKS})
+    pods = _workload_endpoints(docs)
+
+    def flow(source: str, target: str, port: int) -> bool:
+        return allowed(docs, pods[source], pods[target], port, managed=managed)
+
+    required = [
+        ("prometheus", "pleno", 8000),
+        ("prometheus", "otel-collector", 8888),
+        ("prometheus", "otel-collector", 8889),
+        ("prometheus", "alertmanager", 9093),
+        ("grafana", "prometheus", 9090),
+        ("grafana", "jaeger", 16686),
+        ("grafana", "elasticsearch", 9200),
+        ("pleno", "otel-collector", 4318),
+        ("otel-collector", "jaeger", 4317),
+        ("filebeat", "logstash", 5044),
+        ("logstash", "elasticsearch", 9200),
+        ("kibana", "elasticsearch", 9200),
+        ("elasticsearch-init", "elasticsearch", 9200),
+        ("kibana-import", "kibana", 5601),
+        ("pleno", "postgres", 5432),
+    ]
+    for source, target, port in required:
+        assert flow(source, target, port), f"{source} -> {target}:{port} is blocked"
+    for source in ("prometheus", "grafana", "otel-collector", "logstash", "kibana", "pleno"):
+        assert allowed(docs, pods[source], KUBE_DNS, 53, "UDP", managed=managed), source
+    forbidden = [
+        ("grafana", "pleno", 8000),
+        ("filebeat", "elasticsearch", 9200),
+        ("pleno", "elasticsearch", 9200),
+        ("pleno", "jaeger", 4317),
+        ("kibana", "pleno", 8000),
+        ("otel-collector", "postgres", 5432),
+    ]
+    for source, target, port in forbidden:
+        assert not flow(source, target, port), f"{source} -> {target}:{port} should be closed"
 
 
 def test_default_deny_covers_ingress_and_egress() -> None:
