@@ -351,9 +351,9 @@ def _slo_buckets_from_the_telemetry_contract() -> list[float]:
 
 
 def _seconds(duration: str) -> float:
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s)", duration)
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", duration)
     assert match, duration
-    return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+    return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[match.group(2)]
 
 
 def test_spanmetrics_are_red_metrics_on_the_slo_buckets(collector: dict[str, Any]) -> None:
@@ -365,6 +365,9 @@ def test_spanmetrics_are_red_metrics_on_the_slo_buckets(collector: dict[str, Any
     assert spanmetrics["exemplars"]["enabled"] is True
     dimensions = {d["name"] for d in spanmetrics["dimensions"]}
     assert {"http.route", "http.request.method", "http.response.status_code"} <= dimensions
+    # Per replica series (else each pod's counter overwrites the others'), and gone pods expire.
+    assert "k8s.pod.name" in dimensions
+    assert _seconds(str(spanmetrics["metrics_expiration"])) > 0
     metrics = collector["service"]["pipelines"]["metrics"]
     assert "spanmetrics" in metrics["receivers"]
     assert "prometheus" in metrics["exporters"]

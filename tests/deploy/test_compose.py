@@ -408,6 +408,12 @@ def test_each_program_reads_the_mounted_file(service: str, flag: str, expected: 
     assert container_path_source(service, _flag(service, flag)) == expected
 
 
+def test_logstash_bypasses_the_image_entrypoint() -> None:
+    # The image's entrypoint rewrites config/logstash.yml from the environment, which fails on a
+    # read-only mount. In compose, `command` would only replace CMD: it must be `entrypoint`.
+    assert services()["logstash"].get("entrypoint") == ["/usr/share/logstash/bin/logstash"]
+
+
 def test_logstash_reads_the_mounted_settings_and_pipeline() -> None:
     config = "/usr/share/logstash/config"
     for name in ("logstash.yml", "pipelines.yml"):

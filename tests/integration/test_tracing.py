@@ -143,6 +143,7 @@ def _assert_resource(span: Span, service: str, pod: str, namespace: str) -> None
     assert span.resource["service.name"] == service, span
     assert span.resource["service.version"] == __version__, span
     assert span.resource["k8s.pod.name"] == pod, span
+    assert span.resource["service.instance.id"] == pod, span
     assert span.resource["k8s.namespace.name"] == namespace, span
     assert span.resource["k8s.node.name"] == "node-a", span
 

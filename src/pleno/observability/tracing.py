@@ -9,6 +9,7 @@ would trace every request a second time.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -62,7 +63,12 @@ class Tracing:
         endpoint = settings.otlp_traces_endpoint
         if endpoint is None:
             raise ValueError("tracing needs OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT")
-        attributes = {"service.name": settings.service_name, "service.version": service_version}
+        attributes = {
+            "service.name": settings.service_name,
+            "service.version": service_version,
+            # Tells replicas apart (the Collector's prometheus exporter makes `instance` of it).
+            "service.instance.id": settings.pod_name or uuid.uuid4().hex,
+        }
         if settings.pod_name:
             attributes["k8s.pod.name"] = settings.pod_name
         if settings.pod_namespace:
