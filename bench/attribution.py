@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import gc
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -50,11 +49,11 @@ ROWS = (
     Row("bare", "bare FastAPI", None),
     Row("off", "Pleno, telemetry off", "bare"),
     Row("off_route_first", "  off, /version moved to the front of the route list", "off"),
-    Row("off_no_dependency", "  off, /version without its Settings dependency", "off"),
     Row("off_no_telemetry_mw", "  off, without TelemetryMiddleware", "off"),
     Row("off_no_body_limit", "  off, without BodyLimitMiddleware", "off"),
     Row("metrics", "Pleno, metrics", "off"),
     Row("metrics_logs", "Pleno, metrics + logs", "metrics"),
+    Row("traces_0", "Pleno, metrics + logs + traces 0% (no request sampled)", "metrics_logs"),
     Row("traces_10", "Pleno, metrics + logs + traces 10%", "metrics_logs"),
     Row("traces_100", "Pleno, metrics + logs + traces 100%", "metrics_logs"),
 )
@@ -107,6 +106,9 @@ async def _start(app: FastAPI) -> None:
 _running: list[asyncio.Task[None]] = []
 
 
+_SAMPLING = {"traces_0": 0.0, "traces_10": 0.1, "traces_100": 1.0}
+
+
 def _pleno(database: Path, sink_port: int, key: str) -> FastAPI:
     from pleno.app import create_app  # noqa: PLC0415 - after logging is configured
     from pleno.settings import Settings  # noqa: PLC0415
@@ -118,7 +120,7 @@ def _pleno(database: Path, sink_port: int, key: str) -> FastAPI:
         switches |= {
             "otel_exporter_otlp_endpoint": f"http://127.0.0.1:{sink_port}",
             "otel_traces_sampler": "parentbased_traceidratio",
-            "otel_traces_sampler_arg": 0.1 if key == "traces_10" else 1.0,
+            "otel_traces_sampler_arg": _SAMPLING[key],
         }
     settings = Settings(database_url=f"sqlite:///{database}", log_format="json", **switches)
     app = create_app(settings)
@@ -130,34 +132,12 @@ def _pleno(database: Path, sink_port: int, key: str) -> FastAPI:
         route = next(r for r in app.router.routes if getattr(r, "path", None) == PATH)
         app.router.routes.remove(route)
         app.router.routes.insert(0, route)
-    if key == "off_no_dependency":
-        _replace_version_route(app)
     return app
 
 
 def _drop_middleware(app: FastAPI, name: str) -> None:
     # The stack is built on the first call, so removing the entry before that removes the layer.
     app.user_middleware = [m for m in app.user_middleware if getattr(m.cls, "__name__", "") != name]
-
-
-def _replace_version_route(app: FastAPI) -> None:
-    """The same /version answer, at the same place in the route list, with no dependency."""
-    from pleno import __version__  # noqa: PLC0415
-
-    settings = app.state.settings
-    index = next(i for i, r in enumerate(app.router.routes) if getattr(r, "path", None) == PATH)
-    del app.router.routes[index]
-
-    async def version() -> dict[str, str]:
-        return {
-            "version": __version__,
-            "commit": settings.build_commit,
-            "build_date": settings.build_date,
-            "python": platform.python_version(),
-        }
-
-    app.add_api_route(PATH, version, methods=["GET"])
-    app.router.routes.insert(index, app.router.routes.pop())
 
 
 async def _measure(app: FastAPI, requests: int) -> float:

@@ -9,13 +9,18 @@ import time
 from fastapi import APIRouter, Request
 
 from pleno import __version__
-from pleno.api.deps import SettingsDep
+from pleno.settings import Settings
 
 router = APIRouter(tags=["info"])
 
+# These two read the settings from app.state rather than through SettingsDep: a dependency costs
+# FastAPI about 10 µs per request to resolve (docs/benchmarks.md, "Where the time goes"), more
+# than the rest of /version, and the settings never change while the app runs.
+
 
 @router.get("/")
-async def service_info(request: Request, settings: SettingsDep) -> dict[str, object]:
+async def service_info(request: Request) -> dict[str, object]:
+    settings: Settings = request.app.state.settings
     started: float = request.app.state.started_monotonic
     return {
         "service": settings.service_name,
@@ -28,7 +33,8 @@ async def service_info(request: Request, settings: SettingsDep) -> dict[str, obj
 
 
 @router.get("/version")
-async def version(settings: SettingsDep) -> dict[str, str]:
+async def version(request: Request) -> dict[str, str]:
+    settings: Settings = request.app.state.settings
     return {
         "version": __version__,
         "commit": settings.build_commit,
