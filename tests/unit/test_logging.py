@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
 
-from pleno.observability.logging import JsonFormatter, TextFormatter, resolve_format
+from pleno.observability.logging import (
+    JsonFormatter,
+    StdoutHandler,
+    TextFormatter,
+    configure_logging,
+    resolve_format,
+)
 from tests.conftest import ADMIN_TOKEN, AppClient, make_settings
 from tests.support.otlp_receiver import OtlpReceiver
 
@@ -187,3 +196,78 @@ async def test_traced_lines_carry_the_span_ids(
     assert server.name == "GET /api/v1/items"
     assert access["trace.id"] == server.trace_id
     assert access["span.id"] == server.span_id
+
+
+def _record(message: str, level: int = logging.WARNING) -> logging.LogRecord:
+    return logging.LogRecord("lib", level, __file__, 1, message, None, None)
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter("pleno", "0"), TextFormatter()])
+def test_stdout_handler_writes_the_formatted_line_whole(formatter: JsonFormatter) -> None:
+    # A record far larger than a pipe's buffer (64 KiB on Linux): os.write returns short, and
+    # the handler must finish the line, not drop its tail.
+    big = _record("x" * 300_000)
+    small = _record("after")
+    read_end, write_end = os.pipe()
+    chunks: list[bytes] = []
+    reader = threading.Thread(
+        target=lambda: chunks.extend(iter(lambda: os.read(read_end, 65536), b""))
+    )
+    reader.start()
+    try:
+        handler = StdoutHandler(formatter, write_end)
+        handler.handle(big)
+        handler.handle(small)
+    finally:
+        os.close(write_end)
+        reader.join(timeout=10)
+        os.close(read_end)
+    lines = b"".join(chunks).decode().split("\n")
+    assert lines == [formatter.format(big), formatter.format(small), ""]
+
+
+async def test_loop_lines_are_queued_then_written_together_in_order() -> None:
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    formatter = JsonFormatter("pleno", "0")
+    handler = StdoutHandler(formatter, write_end)
+    try:
+        records = [_record(f"line {n}") for n in range(3)]
+        for record in records:
+            handler.handle(record)
+        with pytest.raises(BlockingIOError):  # nothing written while the loop is busy
+            os.read(read_end, 65536)
+        await asyncio.sleep(0)  # the loop's next iteration runs the scheduled flush
+        written = os.read(read_end, 65536).decode()
+        assert written == "".join(f"{formatter.format(r)}\n" for r in records)
+        handler.handle(_record("at exit"))
+        handler.flush()  # what logging.shutdown() calls when the interpreter exits
+        assert json.loads(os.read(read_end, 65536))["message"] == "at exit"
+    finally:
+        os.close(write_end)
+        os.close(read_end)
+
+
+def test_stdout_handler_takes_only_line_formatters() -> None:
+    handler = StdoutHandler(TextFormatter())
+    with pytest.raises(TypeError, match="LineFormatter"):
+        handler.setFormatter(logging.Formatter())
+
+
+def test_configure_logging_puts_one_stdout_handler_on_the_root(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        configure_logging(make_settings("sqlite://", log_format="json"), "9.9.9")
+        (handler,) = root.handlers
+        assert isinstance(handler, StdoutHandler)
+        logging.getLogger("uvicorn.error").warning("from a library")
+        (line,) = [json.loads(text) for text in capfd.readouterr().out.splitlines()]
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)  # setLevel, not assignment: it also clears the loggers' level caches
+    assert line["log.logger"] == "uvicorn.error"
+    assert line["message"] == "from a library"
+    assert line["service.version"] == "9.9.9"
