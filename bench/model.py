@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-Kind = Literal["bare", "pleno", "anchor"]
+Kind = Literal["bare", "pleno", "anchor", "lean"]
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,11 @@ TRACES_100 = Variant(
     "traces_100", "Pleno, metrics + logs + traces 100%", "pleno", _METRICS_LOGS, 1.0
 )
 ANCHOR = Variant("anchor", "anchor: off-the-shelf stack, traces 10%", "anchor", sampling=0.1)
+# The reference design (bench/lean_app.py), measured rather than quoted.
+LEAN = Variant("lean", "reference: one lean middleware, traces 10%", "lean", sampling=0.1)
 
 # The order of the table, and of each round.
-VARIANTS = (BARE, OFF, METRICS, METRICS_LOGS, TRACES_10, TRACES_100, ANCHOR)
+VARIANTS = (BARE, OFF, METRICS, METRICS_LOGS, TRACES_10, TRACES_100, ANCHOR, LEAN)
 
 # Start to ready is timed on Pleno exactly as shipped (no switches set) in a phase of its own;
 # every variant's start is also timed in each round, which covers the other configurations.

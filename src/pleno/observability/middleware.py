@@ -226,6 +226,8 @@ def _route_template(scope: Scope) -> str:
 
 
 def _finish_span(span: Span, route: str, method: str, status: int) -> None:
+    if not span.is_recording():  # unsampled: nothing to name, set or export
+        return
     span.update_name(f"{method} {route}")
     span.set_attribute("http.route", route)
     span.set_attribute("http.response.status_code", status)

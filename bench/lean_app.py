@@ -1,0 +1,153 @@
+"""The issue's reference design, rebuilt so every run measures it beside Pleno.
+
+Issue 3 quotes a reference point for "one lean pure-ASGI middleware": prometheus_client
+histogram and counter by route template, an orjson line to fd 1, and one OpenTelemetry server
+span at 10% sampling. This is that design and nothing more, written as lean as it goes: label
+children cached, no request id, no extra headers, no probe split, no in-flight gauge, no
+unsampled trace ids in the line. It tells which part of the distance to the budgets is Pleno's
+own extra work and which part the design itself costs on this machine.
+
+The tracer provider is local, not global, so FastAPI's built-in tracing stays dormant; it reads
+OTEL_TRACES_SAMPLER(_ARG) like Pleno's, and exports OTLP/HTTP through a BatchSpanProcessor with
+the same batch settings as Pleno (pleno.observability.tracing).
+
+Run: ``OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python -m bench.lean_app --port 8003``
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bench.serve import run
+from pleno.observability.metrics import DURATION_BUCKETS
+from pleno.observability.tracing import (
+    EXPORT_BATCH_SPANS,
+    EXPORT_INTERVAL_MS,
+    EXPORT_QUEUE_SPANS,
+)
+
+_UNOBSERVED = frozenset({"/ready", "/metrics"})
+
+
+class LeanTelemetry:
+    def __init__(self, app: ASGIApp, tracer: trace.Tracer, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.tracer = tracer
+        labels = ("method", "route", "status")
+        self.requests = Counter("http_requests", "Requests.", labels, registry=registry)
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "Duration.",
+            labels,
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _UNOBSERVED:
+            await self.app(scope, receive, send)
+            return
+        span = self.tracer.start_span(scope["method"], kind=SpanKind.SERVER)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        started = time.perf_counter_ns()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            duration_ns = time.perf_counter_ns() - started
+            route = getattr(scope.get("route"), "path", "<unmatched>")
+            method = scope["method"]
+            span.update_name(f"{method} {route}")
+            span.set_attribute("http.route", route)
+            span.set_attribute("http.response.status_code", status)
+            span.end()
+            otel_context.detach(token)
+            key = (method, route, status)
+            children = self.children.get(key)
+            if children is None:
+                labels = (method, route, str(status))
+                children = self.children[key] = (
+                    self.requests.labels(*labels),
+                    self.duration.labels(*labels),
+                )
+            children[0].inc()
+            children[1].observe(duration_ns / 1e9)
+            context = span.get_span_context()
+            line = {
+                "@timestamp": time.time(),
+                "log.level": "info",
+                "http.request.method": method,
+                "url.path": scope["path"],
+                "http.route": route,
+                "http.response.status_code": status,
+                "event.duration": duration_ns,
+                "latency_ms": duration_ns // 1_000_000,
+            }
+            if context.trace_flags.sampled:
+                line["trace.id"] = format(context.trace_id, "032x")
+            os.write(1, orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+
+
+def create_app() -> FastAPI:
+    provider = TracerProvider()  # sampler from OTEL_TRACES_SAMPLER(_ARG)
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            OTLPSpanExporter(),  # endpoint from OTEL_EXPORTER_OTLP_ENDPOINT
+            max_queue_size=EXPORT_QUEUE_SPANS,
+            schedule_delay_millis=EXPORT_INTERVAL_MS,
+            max_export_batch_size=EXPORT_BATCH_SPANS,
+        )
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        provider.shutdown()  # flush queued spans, so the sink sees every sampled request
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/version")
+    async def version() -> dict[str, str]:
+        return {
+            "version": "0.1.0",
+            "commit": "unknown",
+            "build_date": "unknown",
+            "python": platform.python_version(),
+        }
+
+    @app.get("/ready")
+    async def ready() -> dict[str, str]:
+        return {"status": "ready"}
+
+    app.add_middleware(
+        LeanTelemetry, tracer=provider.get_tracer("lean"), registry=CollectorRegistry()
+    )
+    return app
+
+
+if __name__ == "__main__":
+    run(create_app())
