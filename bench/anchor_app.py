@@ -18,7 +18,6 @@ Run: ``OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python -m bench.anchor_
 
 from __future__ import annotations
 
-import platform
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,6 +30,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_fastapi_instrumentator import Instrumentator
 
+from bench.bare_app import add_endpoints
 from bench.serve import run
 
 # Probes and the scrape endpoint are neither counted nor traced, as in Pleno.
@@ -74,18 +74,7 @@ def create_app() -> FastAPI:
 
     app = FastAPI(lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False})
 
-    @app.get("/version")
-    async def version() -> dict[str, str]:
-        return {
-            "version": "0.1.0",
-            "commit": "unknown",
-            "build_date": "unknown",
-            "python": platform.python_version(),
-        }
-
-    @app.get("/ready")
-    async def ready() -> dict[str, str]:
-        return {"status": "ready"}
+    add_endpoints(app)
 
     Instrumentator(excluded_handlers=list(_UNOBSERVED)).instrument(app).expose(app)
     FastAPIInstrumentor.instrument_app(

@@ -16,24 +16,27 @@ from fastapi import FastAPI
 
 from bench.serve import run
 
+
+def add_endpoints(app: FastAPI) -> None:
+    """The two endpoints every reference app serves (the anchor and the lean one add these too)."""
+
+    @app.get("/version")
+    async def version() -> dict[str, str]:
+        # Same keys and work as Pleno's /version (it also calls platform.python_version()).
+        return {
+            "version": "0.1.0",
+            "commit": "unknown",
+            "build_date": "unknown",
+            "python": platform.python_version(),
+        }
+
+    @app.get("/ready")
+    async def ready() -> dict[str, str]:
+        return {"status": "ready"}
+
+
 app = FastAPI()
-
-
-@app.get("/version")
-async def version() -> dict[str, str]:
-    # Same keys and work as Pleno's /version (it also calls platform.python_version()).
-    return {
-        "version": "0.1.0",
-        "commit": "unknown",
-        "build_date": "unknown",
-        "python": platform.python_version(),
-    }
-
-
-@app.get("/ready")
-async def ready() -> dict[str, str]:
-    return {"status": "ready"}
-
+add_endpoints(app)
 
 if __name__ == "__main__":
     run(app)

@@ -18,7 +18,6 @@ Run: ``OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python -m bench.lean_ap
 from __future__ import annotations
 
 import os
-import platform
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +34,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bench.bare_app import add_endpoints
 from bench.serve import run
 from pleno.observability.metrics import DURATION_BUCKETS
 from pleno.observability.tracing import (
@@ -131,18 +131,7 @@ def create_app() -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
 
-    @app.get("/version")
-    async def version() -> dict[str, str]:
-        return {
-            "version": "0.1.0",
-            "commit": "unknown",
-            "build_date": "unknown",
-            "python": platform.python_version(),
-        }
-
-    @app.get("/ready")
-    async def ready() -> dict[str, str]:
-        return {"status": "ready"}
+    add_endpoints(app)
 
     app.add_middleware(
         LeanTelemetry, tracer=provider.get_tracer("lean"), registry=CollectorRegistry()
