@@ -10,7 +10,7 @@ collector as it is (Pleno calls ``gc.freeze()`` after start-up), which shows in 
 
 The tracer provider is local, not global, so FastAPI's built-in tracing stays dormant; it reads
 OTEL_TRACES_SAMPLER(_ARG) like Pleno's, and exports OTLP/HTTP through a BatchSpanProcessor with
-the same batch settings as Pleno (pleno.observability.tracing).
+the same batch settings as Pleno (pleno.settings, OTEL_BSP_*).
 
 Run: ``OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python -m bench.lean_app --port 8003``
 """
@@ -37,11 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bench.bare_app import add_endpoints
 from bench.serve import run
 from pleno.observability.metrics import DURATION_BUCKETS
-from pleno.observability.tracing import (
-    EXPORT_BATCH_SPANS,
-    EXPORT_INTERVAL_MS,
-    EXPORT_QUEUE_SPANS,
-)
+from pleno.settings import Settings
 
 _UNOBSERVED = frozenset({"/ready", "/metrics"})
 
@@ -115,12 +111,13 @@ class LeanTelemetry:
 
 def create_app() -> FastAPI:
     provider = TracerProvider()  # sampler from OTEL_TRACES_SAMPLER(_ARG)
+    batching = Settings()  # Pleno's OTEL_BSP_* defaults, or the same variables when set
     provider.add_span_processor(
         BatchSpanProcessor(
             OTLPSpanExporter(),  # endpoint from OTEL_EXPORTER_OTLP_ENDPOINT
-            max_queue_size=EXPORT_QUEUE_SPANS,
-            schedule_delay_millis=EXPORT_INTERVAL_MS,
-            max_export_batch_size=EXPORT_BATCH_SPANS,
+            max_queue_size=batching.otel_bsp_max_queue_size,
+            schedule_delay_millis=batching.otel_bsp_schedule_delay,
+            max_export_batch_size=batching.otel_bsp_max_export_batch_size,
         )
     )
 

@@ -2,5 +2,5 @@
 
 from contextvars import ContextVar
 
-# Set by RequestContextMiddleware for the duration of each HTTP request.
+# Set by TelemetryMiddleware for the duration of each HTTP request.
 current_request_id: ContextVar[str] = ContextVar("current_request_id", default="-")

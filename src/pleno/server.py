@@ -103,7 +103,7 @@ def serve(settings: Settings) -> int:
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         lifespan="on",
         log_config=None,  # logging is configured by pleno.observability.logging
-        access_log=False,  # RequestContextMiddleware writes the one access line per request
+        access_log=False,  # TelemetryMiddleware writes the one access line per request
         server_header=False,
         timeout_graceful_shutdown=math.ceil(settings.drain_timeout),
     )

@@ -95,6 +95,18 @@ class Settings(BaseSettings):
     otel_traces_sampler_arg: float = Field(
         default=0.1, ge=0.0, le=1.0, validation_alias="OTEL_TRACES_SAMPLER_ARG"
     )
+    # Span batching, by the SDK's own variables but with smaller defaults than its 512-span
+    # batches every 5 s: exporting a big batch holds the GIL long enough to show in p99 latency
+    # (docs/telemetry.md). Beyond the queue's size the SDK drops spans rather than grow memory.
+    otel_bsp_schedule_delay: int = Field(
+        default=500, gt=0, validation_alias="OTEL_BSP_SCHEDULE_DELAY"
+    )  # milliseconds
+    otel_bsp_max_export_batch_size: int = Field(
+        default=64, gt=0, validation_alias="OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+    )
+    otel_bsp_max_queue_size: int = Field(
+        default=2048, gt=0, validation_alias="OTEL_BSP_MAX_QUEUE_SIZE"
+    )
 
     @field_validator("downstream_urls", mode="before")
     @classmethod
@@ -128,6 +140,14 @@ class Settings(BaseSettings):
         if scheme not in {"sqlite+aiosqlite", "postgresql+asyncpg"}:
             raise ValueError("only SQLite and PostgreSQL are supported")
         return f"{scheme}://{rest}"
+
+    @model_validator(mode="after")
+    def _batch_fits_queue(self) -> Self:
+        if self.otel_bsp_max_export_batch_size > self.otel_bsp_max_queue_size:
+            raise ValueError(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE must not exceed OTEL_BSP_MAX_QUEUE_SIZE"
+            )
+        return self
 
     @model_validator(mode="after")
     def _default_migrate_on_start(self) -> Self:
@@ -169,7 +189,10 @@ _SECRET_FIELDS = frozenset({"database_url", "admin_token"})
 def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "settings"
+        if not error["loc"]:  # a check across fields: its message names the variables itself
+            problems.append(str(error["ctx"]["error"]) if "ctx" in error else error["msg"])
+            continue
+        field = str(error["loc"][0])
         value = error.get("input")
         # Never echo values that may carry credentials.
         visible = field not in _SECRET_FIELDS and isinstance(value, str | int | float)

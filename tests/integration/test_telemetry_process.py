@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -49,21 +51,41 @@ def test_text_format_on_request(start_server: StartServer) -> None:
     assert " path=/health route=/health status=200 " in line
 
 
-def test_buffered_spans_are_flushed_at_shutdown(
+def test_spans_are_flushed_at_shutdown_after_the_drain(
     start_server: StartServer, receiver: OtlpReceiver
 ) -> None:
     server = start_server(
+        PLENO_LOG_FORMAT="json",
         OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
         OTEL_TRACES_SAMPLER="always_on",
-        # An hour between timed exports: whatever arrives was sent by the shutdown flush.
+        # An hour between timed exports, and batches far larger than this test makes: whatever
+        # arrives was sent by the shutdown flush.
         OTEL_BSP_SCHEDULE_DELAY="3600000",
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="512",
     )
     server.wait_ready()
     assert httpx.get(server.url + "/api/v1/items").status_code == 200
-    assert receiver.spans == []
-    server.signal(signal.SIGTERM)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # In flight when SIGTERM arrives: the drain lets it finish, and only then is its span
+        # (which ends with the response) flushed.
+        slow = pool.submit(httpx.get, server.url + "/delay/1", timeout=10)
+        _wait_in_flight(server.url, 1)
+        assert receiver.spans == []
+        server.signal(signal.SIGTERM)
+        assert slow.result().status_code == 200
     assert server.wait_exit(timeout=15) == 0
     names = {span.name for span in receiver.spans if span.kind == "SERVER"}
-    assert names == {"GET /api/v1/items"}
-    assert "spans flushed" in server.log
-    assert server.log.index("spans flushed") < server.log.index("database pool closed")
+    assert names == {"GET /api/v1/items", "GET /delay/{seconds}"}
+    records = [json.loads(line) for line in server.log.splitlines()]
+    messages = [record["message"] for record in records]
+    delay_line = next(i for i, r in enumerate(records) if r.get("http.route") == "/delay/{seconds}")
+    assert delay_line < messages.index("spans flushed") < messages.index("database pool closed")
+
+
+def _wait_in_flight(url: str, count: int, timeout: float = 5.0) -> None:
+    """Wait until the in-flight gauge shows `count` API requests being handled."""
+    expected = f"pleno_http_requests_in_flight {count:.1f}"
+    deadline = time.monotonic() + timeout
+    while expected not in httpx.get(url + "/metrics").text:
+        assert time.monotonic() < deadline, f"no {expected!r} within {timeout} s"
+        time.sleep(0.02)

@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -198,6 +199,27 @@ async def test_traced_lines_carry_the_span_ids(
     assert access["span.id"] == server.span_id
 
 
+async def test_other_records_in_a_traced_request_carry_its_trace_and_span_ids(
+    traced_client: AppClient, receiver: OtlpReceiver, capture: tuple[io.StringIO, logging.Handler]
+) -> None:
+    stream, handler = capture
+    handler.setFormatter(JsonFormatter("pleno", "0"))
+
+    async def chatty() -> dict[str, str]:
+        logging.getLogger("some.library").warning("a library speaks")
+        return {}
+
+    traced_client.app.add_api_route("/chatty", chatty)
+    await traced_client.get("/chatty", headers={"X-Request-ID": "req-chatty"})
+    lines = json_lines(stream)
+    library = next(line for line in lines if line["log.logger"] == "some.library")
+    access = next(line for line in lines if line["log.logger"] == "pleno.access")
+    assert library["http.request.id"] == access["http.request.id"] == "req-chatty"
+    assert library["trace.id"] == access["trace.id"]
+    assert library["span.id"] == access["span.id"]
+    assert len(str(library["trace.id"])) == 32
+
+
 def _record(message: str, level: int = logging.WARNING) -> logging.LogRecord:
     return logging.LogRecord("lib", level, __file__, 1, message, None, None)
 
@@ -246,6 +268,83 @@ async def test_loop_lines_are_queued_then_written_together_in_order() -> None:
     finally:
         os.close(write_end)
         os.close(read_end)
+
+
+async def test_lines_from_other_threads_never_split_a_queued_batch() -> None:
+    # The reader drains the pipe slowly, so the loop's big batch goes out in many partial
+    # writes while another thread keeps logging: no line may land inside another.
+    read_end, write_end = os.pipe()
+    received: list[bytes] = []
+
+    def slow_reader() -> None:
+        while chunk := os.read(read_end, 4096):
+            received.append(chunk)
+            time.sleep(0.0005)
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    handler = StdoutHandler(JsonFormatter("pleno", "0"), write_end)
+    try:
+        for n in range(40):
+            handler.handle(_record(f"loop {n} " + "x" * 5000))
+        chatter = threading.Thread(
+            target=lambda: [handler.handle(_record(f"thread {n}")) for n in range(200)]
+        )
+        chatter.start()
+        await asyncio.sleep(0)  # the flush: 200 KB, far beyond what the pipe takes at once
+        chatter.join()
+    finally:
+        os.close(write_end)
+        reader.join(timeout=10)
+        os.close(read_end)
+    messages = [json.loads(line)["message"] for line in b"".join(received).splitlines()]
+    assert sorted(m.split()[0] for m in messages) == ["loop"] * 40 + ["thread"] * 200
+    assert [m for m in messages if m.startswith("loop")] == [
+        f"loop {n} " + "x" * 5000 for n in range(40)
+    ]
+
+
+async def test_a_failed_write_is_reported_once_and_not_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # a reader that went away: every write fails with EPIPE
+    handler = StdoutHandler(JsonFormatter("pleno", "0"), write_end)
+    reported: list[logging.LogRecord] = []
+    monkeypatch.setattr(handler, "handleError", reported.append)
+    try:
+        handler.handle(_record("one"))
+        handler.handle(_record("two"))
+        for _ in range(5):  # a flush that re-queued itself would run again here
+            await asyncio.sleep(0)
+    finally:
+        os.close(write_end)
+    assert [record.getMessage() for record in reported] == ["2 log lines lost"]
+
+
+def test_lines_queued_on_a_loop_that_closed_go_out_with_the_next_loop() -> None:
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    handler = StdoutHandler(JsonFormatter("pleno", "0"), write_end)
+    try:
+        first = asyncio.new_event_loop()
+        first.call_soon(handler.handle, _record("before close"))
+        first.call_soon(first.stop)  # stops before the flush that the record scheduled
+        first.run_forever()
+        first.close()
+        with pytest.raises(BlockingIOError):
+            os.read(read_end, 65536)
+
+        async def log_again() -> None:
+            handler.handle(_record("on the next loop"))
+            await asyncio.sleep(0)
+
+        asyncio.run(log_again())
+        written = os.read(read_end, 65536).splitlines()
+    finally:
+        os.close(write_end)
+        os.close(read_end)
+    assert [json.loads(line)["message"] for line in written] == ["before close", "on the next loop"]
 
 
 def test_stdout_handler_takes_only_line_formatters() -> None:

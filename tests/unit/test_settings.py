@@ -33,6 +33,23 @@ def test_defaults() -> None:
     assert settings.ready_timeout == 1.0
     assert settings.work_max_cpu_ms == 1000
     assert settings.delay_max_seconds == 30.0
+    assert settings.otlp_traces_endpoint is None  # tracing off
+    assert settings.otel_traces_sampler == "parentbased_traceidratio"
+    assert settings.otel_traces_sampler_arg == 0.1
+    assert settings.otel_bsp_schedule_delay == 500
+    assert settings.otel_bsp_max_export_batch_size == 64
+    assert settings.otel_bsp_max_queue_size == 2048
+
+
+def test_span_batches_cannot_exceed_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert str(error.value) == (
+        "invalid setting OTEL_BSP_MAX_EXPORT_BATCH_SIZE must not exceed OTEL_BSP_MAX_QUEUE_SIZE"
+    )
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "8192")
+    assert load_settings().otel_bsp_max_export_batch_size == 4096
 
 
 def test_environment_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:

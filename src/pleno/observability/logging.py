@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -230,15 +231,15 @@ def resolve_format(settings: Settings) -> str:
 class StdoutHandler(logging.Handler):
     """Writes records to file descriptor 1, batching the event loop's lines into one write.
 
-    logging.StreamHandler goes through sys.stdout's text layer, takes a lock around every record
-    and flushes after each: on the access line's path that was most of the cost of logging
-    (docs/benchmarks.md). Here, a record logged on the event loop's thread is queued, and the
-    queue is formatted and written with one ``os.write`` at the end of the loop's current
-    iteration, microseconds later: under load one write(2) carries many lines, and the access
-    lines are formatted in one tight loop instead of between requests. Access records carry
-    their ids, so formatting them late changes nothing; any other record is formatted at once,
-    while its request's context is current. Records from other threads (or with no loop) are
-    written at once. ``flush()`` writes the queue; logging calls it at interpreter exit.
+    logging.StreamHandler goes through sys.stdout's text layer and flushes after every record:
+    on the access line's path that was most of the cost of logging (docs/benchmarks.md). Here,
+    a record logged on a thread that runs an event loop is queued, and at the end of the loop's
+    current iteration, microseconds later, the queue is formatted and written with one
+    ``os.write``: under load one write(2) carries many lines, and the access lines are formatted
+    in one tight loop instead of between requests. Access records carry their ids, so formatting
+    them late changes nothing; any other record is formatted at once, while its request's
+    context is current. Records from threads without a loop are written at once.
+    ``flush()`` writes the queue; logging also calls it at interpreter exit.
     """
 
     def __init__(self, formatter: LineFormatter, fd: int = 1) -> None:
@@ -246,11 +247,13 @@ class StdoutHandler(logging.Handler):
         self.formatter: LineFormatter = formatter
         self._fd = fd
         self._queued: list[logging.LogRecord | bytes] = []
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush waits on
+        # Guards the queue and every write(2): a write that a full pipe splits must not let
+        # another thread's line in between its parts.
+        self._lock = threading.Lock()
 
     def createLock(self) -> None:  # noqa: N802 - logging's name
-        # No lock: the queue is only touched on the loop's thread, and every other write is
-        # one whole line in one write(2), which lines from other threads cannot split.
-        self.lock = None
+        self.lock = None  # Handler.handle() then takes no lock: this class locks only what needs it
 
     def setFormatter(self, fmt: logging.Formatter | None) -> None:  # noqa: N802 - logging's name
         if not isinstance(fmt, LineFormatter):
@@ -258,20 +261,28 @@ class StdoutHandler(logging.Handler):
         self.formatter = fmt
 
     def emit(self, record: logging.LogRecord) -> None:
-        loop = asyncio._get_running_loop()
         try:
+            loop = asyncio._get_running_loop()
             if loop is None:
-                self._write(self.formatter.line(record))
+                line = self.formatter.line(record)
+                with self._lock:
+                    self._write(line)
                 return
-            if not self._queued:
-                loop.call_soon(self.flush)
-            is_access = isinstance(record, AccessLogRecord)
-            self._queued.append(record if is_access else self.formatter.line(record))
+            queued = record if isinstance(record, AccessLogRecord) else self.formatter.line(record)
+            with self._lock:
+                self._queued.append(queued)
+                # Once per loop iteration; also on a new loop, if an old one closed before its
+                # flush ran (that flush never comes).
+                if self._flush_on is not loop:
+                    self._flush_on = loop
+                    loop.call_soon(self.flush)
         except Exception:
             self.handleError(record)
 
     def flush(self) -> None:
-        queued, self._queued = self._queued, []
+        with self._lock:
+            queued, self._queued = self._queued, []
+            self._flush_on = None
         lines = []
         for item in queued:
             if isinstance(item, bytes):
@@ -281,8 +292,16 @@ class StdoutHandler(logging.Handler):
                 lines.append(self.formatter.line(item))
             except Exception:
                 self.handleError(item)
-        if lines:
-            self._write(b"".join(lines))
+        if not lines:
+            return
+        try:
+            with self._lock:
+                self._write(b"".join(lines))
+        except Exception:
+            # Reported on stderr, as logging reports its own errors; never logged again, which
+            # would queue another record whose write fails the same way.
+            lost = logging.makeLogRecord({"msg": "%d log lines lost", "args": (len(lines),)})
+            self.handleError(lost)
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)

@@ -70,6 +70,7 @@ class TelemetryMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter_ns()  # the duration includes this layer's own work
         path: str = scope["path"]
         is_probe = path in PROBE_PATHS
         method: str = scope["method"] if scope["method"] in _KNOWN_METHODS else "_OTHER"
@@ -80,7 +81,6 @@ class TelemetryMiddleware:
         if self.metrics is not None and not is_probe:
             self.metrics.in_flight.inc()
         readiness = self.state.readiness
-        started = time.perf_counter_ns()
         status = 500
         response_started = False
 

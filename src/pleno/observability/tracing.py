@@ -36,13 +36,6 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
 EXPORT_TIMEOUT_S = 5
-# Small, frequent batches. The exporter encodes spans in Python on its own thread, holding the
-# GIL while it does: the SDK's default 512-span batch stalls the event loop for milliseconds at
-# a time, which shows up in p99 latency (docs/benchmarks.md). 64 spans every half second keeps
-# each stall short; at 100% sampling the queue trips the batch size long before the timer.
-EXPORT_BATCH_SPANS = 64
-EXPORT_INTERVAL_MS = 500
-EXPORT_QUEUE_SPANS = 2048  # beyond this the SDK drops spans with a warning, rather than grow memory
 
 
 def build_sampler(name: str, ratio: float) -> Sampler:
@@ -80,11 +73,13 @@ class Tracing:
             sampler=build_sampler(settings.otel_traces_sampler, settings.otel_traces_sampler_arg),
         )
         self.provider.add_span_processor(
+            # Small, frequent batches by default (Settings says why): the exporter encodes spans
+            # in Python on its own thread, holding the GIL while it does.
             BatchSpanProcessor(
                 _DeferredOtlpExporter(endpoint),
-                max_queue_size=EXPORT_QUEUE_SPANS,
-                schedule_delay_millis=EXPORT_INTERVAL_MS,
-                max_export_batch_size=EXPORT_BATCH_SPANS,
+                max_queue_size=settings.otel_bsp_max_queue_size,
+                schedule_delay_millis=settings.otel_bsp_schedule_delay,
+                max_export_batch_size=settings.otel_bsp_max_export_batch_size,
             )
         )
         self.tracer = self.provider.get_tracer("pleno", service_version)
