@@ -39,7 +39,7 @@ from bench.serve import run
 from pleno.observability.metrics import DURATION_BUCKETS
 from pleno.settings import Settings
 
-_UNOBSERVED = frozenset({"/ready", "/metrics"})
+_UNOBSERVED = frozenset({"/ready"})  # the probe, as in Pleno (this app has no /metrics route)
 
 
 class LeanTelemetry:
@@ -61,9 +61,9 @@ class LeanTelemetry:
         if scope["type"] != "http" or scope["path"] in _UNOBSERVED:
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter_ns()
         span = self.tracer.start_span(scope["method"], kind=SpanKind.SERVER)
         token = otel_context.attach(trace.set_span_in_context(span))
-        started = time.perf_counter_ns()
         status = 500
 
         async def send_status(message: Message) -> None:

@@ -143,9 +143,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _batch_fits_queue(self) -> Self:
-        if self.otel_bsp_max_export_batch_size > self.otel_bsp_max_queue_size:
+        batch, queue = self.otel_bsp_max_export_batch_size, self.otel_bsp_max_queue_size
+        if batch > queue:
             raise ValueError(
-                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE must not exceed OTEL_BSP_MAX_QUEUE_SIZE"
+                f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE={batch} must not exceed "
+                f"OTEL_BSP_MAX_QUEUE_SIZE={queue}"
             )
         return self
 
@@ -190,7 +192,7 @@ def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
         if not error["loc"]:  # a check across fields: its message names the variables itself
-            problems.append(str(error["ctx"]["error"]) if "ctx" in error else error["msg"])
+            problems.append(str(error.get("ctx", {}).get("error", error["msg"])))
             continue
         field = str(error["loc"][0])
         value = error.get("input")

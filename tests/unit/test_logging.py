@@ -319,7 +319,7 @@ async def test_a_failed_write_is_reported_once_and_not_retried(
             await asyncio.sleep(0)
     finally:
         os.close(write_end)
-    assert [record.getMessage() for record in reported] == ["2 log lines lost"]
+    assert [record.getMessage() for record in reported] == ["queued log lines lost"]
 
 
 def test_lines_queued_on_a_loop_that_closed_go_out_with_the_next_loop() -> None:
@@ -347,6 +347,33 @@ def test_lines_queued_on_a_loop_that_closed_go_out_with_the_next_loop() -> None:
     assert [json.loads(line)["message"] for line in written] == ["before close", "on the next loop"]
 
 
+def test_logging_from_inside_a_write_does_not_deadlock() -> None:
+    # What a signal handler that logs does when the signal lands while this thread is inside
+    # the handler's write (a slow pipe): it logs again, on the same thread, with the lock held.
+    class InterruptedHandler(StdoutHandler):
+        interrupted = False
+
+        def _write(self, data: bytes) -> None:
+            if not self.interrupted:
+                self.interrupted = True
+                self.handle(_record("from the signal handler"))
+            super()._write(data)
+
+    read_end, write_end = os.pipe()
+    handler = InterruptedHandler(JsonFormatter("pleno", "0"), write_end)
+    worker = threading.Thread(target=handler.handle, args=(_record("first"),), daemon=True)
+    worker.start()
+    worker.join(timeout=5)
+    try:
+        assert not worker.is_alive(), "the second record waited forever for the first's lock"
+        os.close(write_end)
+        written = b"".join(iter(lambda: os.read(read_end, 65536), b""))
+    finally:
+        os.close(read_end)
+    messages = [json.loads(line)["message"] for line in written.splitlines()]
+    assert messages == ["from the signal handler", "first"]
+
+
 def test_stdout_handler_takes_only_line_formatters() -> None:
     handler = StdoutHandler(TextFormatter())
     with pytest.raises(TypeError, match="LineFormatter"):
@@ -354,8 +381,16 @@ def test_stdout_handler_takes_only_line_formatters() -> None:
 
 
 def test_configure_logging_puts_one_stdout_handler_on_the_root(
-    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    # configure_logging changes process-wide state; all of it is put back for later tests.
+    for flag in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, flag, getattr(logging, flag))
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        named = logging.getLogger(name)
+        monkeypatch.setattr(named, "handlers", list(named.handlers))
+        monkeypatch.setattr(named, "propagate", named.propagate)
+    httpx_level = logging.getLogger("httpx").level
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
@@ -366,7 +401,9 @@ def test_configure_logging_puts_one_stdout_handler_on_the_root(
         (line,) = [json.loads(text) for text in capfd.readouterr().out.splitlines()]
     finally:
         root.handlers[:] = handlers
-        root.setLevel(level)  # setLevel, not assignment: it also clears the loggers' level caches
+        # setLevel, not assignment: it also clears the loggers' level caches
+        root.setLevel(level)
+        logging.getLogger("httpx").setLevel(httpx_level)
     assert line["log.logger"] == "uvicorn.error"
     assert line["message"] == "from a library"
     assert line["service.version"] == "9.9.9"

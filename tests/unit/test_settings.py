@@ -46,7 +46,8 @@ def test_span_batches_cannot_exceed_the_queue(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(SettingsError) as error:
         load_settings()
     assert str(error.value) == (
-        "invalid setting OTEL_BSP_MAX_EXPORT_BATCH_SIZE must not exceed OTEL_BSP_MAX_QUEUE_SIZE"
+        "invalid setting OTEL_BSP_MAX_EXPORT_BATCH_SIZE=4096 must not exceed "
+        "OTEL_BSP_MAX_QUEUE_SIZE=2048"
     )
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "8192")
     assert load_settings().otel_bsp_max_export_batch_size == 4096

@@ -231,15 +231,20 @@ def resolve_format(settings: Settings) -> str:
 class StdoutHandler(logging.Handler):
     """Writes records to file descriptor 1, batching the event loop's lines into one write.
 
-    logging.StreamHandler goes through sys.stdout's text layer and flushes after every record:
-    on the access line's path that was most of the cost of logging (docs/benchmarks.md). Here,
-    a record logged on a thread that runs an event loop is queued, and at the end of the loop's
-    current iteration, microseconds later, the queue is formatted and written with one
+    logging.StreamHandler goes through sys.stdout's text layer and flushes after every record.
+    Here, a record logged on a thread that runs an event loop is queued, and at the end of the
+    loop's current iteration, microseconds later, the queue is formatted and written with one
     ``os.write``: under load one write(2) carries many lines, and the access lines are formatted
-    in one tight loop instead of between requests. Access records carry their ids, so formatting
-    them late changes nothing; any other record is formatted at once, while its request's
-    context is current. Records from threads without a loop are written at once.
+    in one tight loop instead of between requests (their cost is the "metrics + logs" row of
+    docs/benchmarks.md). Access records carry their ids, so formatting them late changes
+    nothing; any other record is formatted at once, while its request's context is current.
+    Records from threads without a loop are written at once, after anything still queued.
     ``flush()`` writes the queue; logging also calls it at interpreter exit.
+
+    The handler's own reentrant lock (``Handler.handle`` holds it around ``emit``) also guards
+    the queue and every write(2): a write that a full pipe splits never lets another thread's
+    line in between its parts, and a signal handler that logs in the middle of a write, on the
+    same thread, does not deadlock.
     """
 
     def __init__(self, formatter: LineFormatter, fd: int = 1) -> None:
@@ -248,12 +253,6 @@ class StdoutHandler(logging.Handler):
         self._fd = fd
         self._queued: list[logging.LogRecord | bytes] = []
         self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush waits on
-        # Guards the queue and every write(2): a write that a full pipe splits must not let
-        # another thread's line in between its parts.
-        self._lock = threading.Lock()
-
-    def createLock(self) -> None:  # noqa: N802 - logging's name
-        self.lock = None  # Handler.handle() then takes no lock: this class locks only what needs it
 
     def setFormatter(self, fmt: logging.Formatter | None) -> None:  # noqa: N802 - logging's name
         if not isinstance(fmt, LineFormatter):
@@ -262,15 +261,15 @@ class StdoutHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            loop = asyncio._get_running_loop()
-            if loop is None:
-                line = self.formatter.line(record)
-                with self._lock:
-                    self._write(line)
-                return
-            queued = record if isinstance(record, AccessLogRecord) else self.formatter.line(record)
-            with self._lock:
-                self._queued.append(queued)
+            with self._locked():
+                loop = asyncio._get_running_loop()
+                if loop is None:
+                    self._write(self._take_queued() + self.formatter.line(record))
+                    return
+                if isinstance(record, AccessLogRecord):
+                    self._queued.append(record)
+                else:
+                    self._queued.append(self.formatter.line(record))
                 # Once per loop iteration; also on a new loop, if an old one closed before its
                 # flush ran (that flush never comes).
                 if self._flush_on is not loop:
@@ -280,9 +279,17 @@ class StdoutHandler(logging.Handler):
             self.handleError(record)
 
     def flush(self) -> None:
-        with self._lock:
-            queued, self._queued = self._queued, []
-            self._flush_on = None
+        with self._locked():
+            try:
+                self._write(self._take_queued())
+            except Exception:
+                # Reported on stderr, as logging reports its own errors; never logged again,
+                # which would queue another record whose write fails the same way.
+                self.handleError(logging.makeLogRecord({"msg": "queued log lines lost"}))
+
+    def _take_queued(self) -> bytes:
+        queued, self._queued = self._queued, []
+        self._flush_on = None
         lines = []
         for item in queued:
             if isinstance(item, bytes):
@@ -292,16 +299,12 @@ class StdoutHandler(logging.Handler):
                 lines.append(self.formatter.line(item))
             except Exception:
                 self.handleError(item)
-        if not lines:
-            return
-        try:
-            with self._lock:
-                self._write(b"".join(lines))
-        except Exception:
-            # Reported on stderr, as logging reports its own errors; never logged again, which
-            # would queue another record whose write fails the same way.
-            lost = logging.makeLogRecord({"msg": "%d log lines lost", "args": (len(lines),)})
-            self.handleError(lost)
+        return b"".join(lines)
+
+    def _locked(self) -> threading.RLock:
+        lock = self.lock
+        assert lock is not None  # noqa: S101 - Handler.__init__ always makes one
+        return lock
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
