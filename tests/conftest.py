@@ -14,34 +14,15 @@ from fastapi import FastAPI
 from pleno.app import create_app
 from pleno.settings import Settings
 from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.require_all import (  # noqa: F401 - hooks, registered by being here
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+)
 
-# CI sets this: a skipped test there means a dependency is missing, which is a failure.
-REQUIRE_ALL = os.environ.get("PLENO_REQUIRE_ALL") == "1"
 ADMIN_TOKEN = "tok-Very-Secret-42"
 POSTGRES_ADMIN_URL = os.environ.get(
     "PLENO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-
-
-def _forbid_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
-    if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
-        report.outcome = "failed"
-        report.longrepr = f"skipped, but PLENO_REQUIRE_ALL=1 forbids skips: {reason}"
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    _forbid_skip(outcome.get_result())  # type: ignore[attr-defined]
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
-    # A module-level pytest.skip() (a whole file needing a missing tool) is a collection
-    # report, never a test report: without this it would slip past the guard above.
-    outcome = yield
-    _forbid_skip(outcome.get_result())  # type: ignore[attr-defined]
 
 
 @pytest.fixture

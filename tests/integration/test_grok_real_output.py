@@ -124,14 +124,21 @@ def tracing_env(receiver: OtlpReceiver) -> dict[str, str]:
     }
 
 
-def test_every_access_line_of_a_text_server_parses_with_the_pipeline_grok(
-    start_server: Callable[..., ServerProcess], receiver: OtlpReceiver
-) -> None:
-    server = start_server(PLENO_LOG_FORMAT="text", PLENO_LOG_LEVEL="info", **tracing_env(receiver))
+def serve_and_drive(
+    start_server: Callable[..., ServerProcess], receiver: OtlpReceiver, **settings: str
+) -> tuple[list[Sent], str]:
+    """Start a traced server, send every probe, stop it; return what was sent and its output."""
+    server = start_server(PLENO_LOG_LEVEL="info", **tracing_env(receiver), **settings)
     server.wait_ready()
     sent = drive(server.url)
     server.stop()  # the child has exited: its output is complete
-    output = server.log_path.read_text(encoding="utf-8")
+    return sent, server.log_path.read_text(encoding="utf-8")
+
+
+def test_every_access_line_of_a_text_server_parses_with_the_pipeline_grok(
+    start_server: Callable[..., ServerProcess], receiver: OtlpReceiver
+) -> None:
+    sent, output = serve_and_drive(start_server, receiver, PLENO_LOG_FORMAT="text")
 
     lines = list(record_lines(output))
     parsed = {line: logstash.grok_match(line) for line in lines}
@@ -177,17 +184,13 @@ def test_text_and_json_lines_of_the_same_requests_agree_field_by_field(
     python_path = os.pathsep.join(
         filter(None, [str(DUAL_FORMAT_SITE), os.environ.get("PYTHONPATH", "")])
     )
-    server = start_server(
+    sent, output = serve_and_drive(
+        start_server,
+        receiver,
         PLENO_LOG_FORMAT="json",
-        PLENO_LOG_LEVEL="info",
         PLENO_TEST_TEXT_LOG=str(text_log),
         PYTHONPATH=python_path,
-        **tracing_env(receiver),
     )
-    server.wait_ready()
-    sent = drive(server.url)
-    server.stop()  # the child has exited: its output is complete
-    output = server.log_path.read_text(encoding="utf-8")
 
     documents = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     json_access = {d["http.request.id"]: d for d in documents if d["log.logger"] == "pleno.access"}
@@ -233,11 +236,7 @@ def _type_ok(value: Any, documented: str) -> bool:
 def test_json_lines_carry_every_field_the_pipeline_and_kibana_use_with_documented_types(
     start_server: Callable[..., ServerProcess], receiver: OtlpReceiver
 ) -> None:
-    server = start_server(PLENO_LOG_FORMAT="json", PLENO_LOG_LEVEL="info", **tracing_env(receiver))
-    server.wait_ready()
-    sent = drive(server.url)
-    server.stop()  # the child has exited: its output is complete
-    output = server.log_path.read_text(encoding="utf-8")
+    sent, output = serve_and_drive(start_server, receiver, PLENO_LOG_FORMAT="json")
 
     documented = logstash.documented_json_fields()
     renamed = logstash.plugin_by_id("json-ecs").settings["rename"]
